@@ -1,0 +1,125 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Options;
+
+namespace Carml.Orleans.Core;
+
+public sealed class ContentStoreOptions
+{
+    public const string Section = "Carml:ContentStore";
+
+    /// <summary>Directory that holds the files, named by their SHA-256. Relative paths are under the data directory.</summary>
+    public string Root { get; set; } = "artifacts";
+}
+
+/// <summary>The result of storing a file: its SHA-256, size, and whether this call added it.</summary>
+public sealed record StoredContent(string Sha256, long SizeBytes, bool Created);
+
+/// <summary>
+/// A content-addressed file store: each file lives at <c>sha256/ab/abcdef…</c> under the root. Writes stream to a
+/// temporary file while hashing and are renamed into place, so readers never see partial files.
+/// </summary>
+public sealed class ContentStore
+{
+    private readonly string _root;
+    private readonly string _staging;
+
+    public ContentStore(IOptions<ContentStoreOptions> options)
+        : this(options.Value.Root)
+    {
+    }
+
+    public ContentStore(string root)
+    {
+        _root = Path.GetFullPath(root);
+        _staging = Path.Combine(_root, "staging");
+        Directory.CreateDirectory(_staging);
+    }
+
+    public string Root => _root;
+
+    /// <summary>Streams <paramref name="content"/> into the store, at most <paramref name="maxBytes"/> bytes.</summary>
+    public async Task<StoredContent> PutAsync(Stream content, long maxBytes = long.MaxValue, CancellationToken cancellationToken = default)
+    {
+        var temp = Path.Combine(_staging, Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long size = 0;
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+            {
+                var buffer = new byte[81920];
+                int read;
+                while ((read = await content.ReadAsync(buffer, cancellationToken)) > 0)
+                {
+                    size += read;
+                    if (size > maxBytes)
+                    {
+                        throw new ContentTooLargeException(maxBytes);
+                    }
+
+                    hash.AppendData(buffer, 0, read);
+                    await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                }
+
+                await file.FlushAsync(cancellationToken);
+            }
+
+            var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+            var target = PathOf(sha);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            try
+            {
+                File.Move(temp, target, overwrite: false);
+                return new StoredContent(sha, size, Created: true);
+            }
+            catch (IOException) when (File.Exists(target))
+            {
+                return new StoredContent(sha, size, Created: false);
+            }
+        }
+        finally
+        {
+            if (File.Exists(temp))
+            {
+                File.Delete(temp);
+            }
+        }
+    }
+
+    public Task<StoredContent> PutAsync(byte[] content, CancellationToken cancellationToken = default) =>
+        PutAsync(new MemoryStream(content, writable: false), long.MaxValue, cancellationToken);
+
+    public bool Exists(string sha256) => ManifestValidator.IsSha256(sha256) && File.Exists(PathOf(sha256));
+
+    /// <summary>The file's path; throws <see cref="FileNotFoundException"/> when the store lacks it.</summary>
+    public string GetPath(string sha256)
+    {
+        if (!Exists(sha256))
+        {
+            throw new FileNotFoundException($"The content store has no file with SHA-256 {sha256}.");
+        }
+
+        return PathOf(sha256);
+    }
+
+    public long SizeOf(string sha256) => new FileInfo(GetPath(sha256)).Length;
+
+    public bool Delete(string sha256)
+    {
+        if (!Exists(sha256))
+        {
+            return false;
+        }
+
+        File.Delete(PathOf(sha256));
+        return true;
+    }
+
+    private string PathOf(string sha256) => Path.Combine(_root, "sha256", sha256[..2], sha256);
+}
+
+public sealed class ContentTooLargeException(long maxBytes)
+    : Exception($"The content is larger than the limit of {maxBytes} bytes.")
+{
+    public long MaxBytes { get; } = maxBytes;
+}

@@ -1,0 +1,311 @@
+using System.Globalization;
+using Carml.Orleans.Interfaces;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Carml.Orleans.Core;
+
+/// <summary>
+/// Reads a model manifest from YAML or JSON (JSON is read as YAML flow style) and validates it, reporting every
+/// problem found in one <see cref="ModelException"/> rather than stopping at the first.
+/// </summary>
+public static class ManifestReader
+{
+    private static readonly HashSet<string> TopLevelKeys =
+    [
+        "name", "version", "framework", "description", "license", "max_batch_size", "inputs", "outputs", "source",
+        "labels", "attributes",
+    ];
+
+    private static readonly HashSet<string> TensorKeys = ["name", "datatype", "shape"];
+    private static readonly HashSet<string> SourceKeys = ["path", "sha256"];
+
+    /// <summary>Parses and validates; throws <see cref="ModelException"/> (InvalidArgument) listing every problem.</summary>
+    public static ModelManifest Parse(string text)
+    {
+        var problems = new List<string>();
+        var manifest = TryRead(text, problems);
+        if (manifest is not null)
+        {
+            problems.AddRange(ManifestValidator.Validate(manifest));
+        }
+
+        if (problems.Count > 0 || manifest is null)
+        {
+            throw Invalid(problems);
+        }
+
+        return manifest;
+    }
+
+    public static ModelException Invalid(IReadOnlyList<string> problems) => new(
+        ModelErrorKind.InvalidArgument,
+        $"Invalid model manifest: {string.Join("; ", problems)}",
+        problems);
+
+    private static ModelManifest? TryRead(string text, List<string> problems)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            problems.Add("the manifest is empty");
+            return null;
+        }
+
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (YamlException e)
+        {
+            problems.Add($"not valid YAML or JSON at line {e.Start.Line}, column {e.Start.Column}: {Describe(e)}");
+            return null;
+        }
+
+        if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        {
+            problems.Add("the manifest must be a single mapping (object) at the top level");
+            return null;
+        }
+
+        var map = Mapping(root, "manifest", TopLevelKeys, problems);
+        var name = RequiredString(map, "name", "manifest", problems);
+        var version = RequiredString(map, "version", "manifest", problems);
+        var framework = map.TryGetValue("framework", out var frameworkNode) ? FrameworkName(frameworkNode, problems) : null;
+        var maxBatchSize = 0;
+        if (map.TryGetValue("max_batch_size", out var batchNode))
+        {
+            var scalar = Scalar(batchNode, "max_batch_size", problems);
+            if (scalar is not null && !int.TryParse(scalar, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out maxBatchSize))
+            {
+                problems.Add($"max_batch_size must be a whole number, got '{scalar}'");
+            }
+        }
+
+        return new ModelManifest
+        {
+            Name = name ?? string.Empty,
+            Version = version ?? string.Empty,
+            Framework = framework ?? ModelFrameworks.OnnxRuntime,
+            Description = OptionalString(map, "description", problems),
+            License = OptionalString(map, "license", problems),
+            MaxBatchSize = maxBatchSize,
+            Inputs = Tensors(map, "inputs", problems),
+            Outputs = Tensors(map, "outputs", problems),
+            Source = Source(map, problems),
+            Labels = Labels(map, problems),
+            Attributes = Attributes(map, problems),
+        };
+    }
+
+    private static Dictionary<string, YamlNode> Mapping(YamlMappingNode node, string where, HashSet<string> allowed, List<string> problems)
+    {
+        var result = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+        foreach (var (keyNode, value) in node.Children)
+        {
+            var key = (keyNode as YamlScalarNode)?.Value ?? string.Empty;
+            if (!allowed.Contains(key))
+            {
+                problems.Add($"{where}: unknown field '{key}' (allowed: {string.Join(", ", allowed)})");
+                continue;
+            }
+
+            if (!result.TryAdd(key, value))
+            {
+                problems.Add($"{where}: field '{key}' appears more than once");
+            }
+        }
+
+        return result;
+    }
+
+    private static string? FrameworkName(YamlNode node, List<string> problems)
+    {
+        // CarML writes either "framework: onnxruntime" or "framework: { name: onnxruntime, version: ... }".
+        if (node is YamlMappingNode mapping)
+        {
+            var map = Mapping(mapping, "framework", ["name", "version"], problems);
+            return RequiredString(map, "name", "framework", problems);
+        }
+
+        return Scalar(node, "framework", problems);
+    }
+
+    private static IReadOnlyList<TensorSpec> Tensors(Dictionary<string, YamlNode> map, string key, List<string> problems)
+    {
+        if (!map.TryGetValue(key, out var node))
+        {
+            problems.Add($"{key} is required: list at least one tensor");
+            return [];
+        }
+
+        if (node is not YamlSequenceNode sequence)
+        {
+            problems.Add($"{key} must be a list of tensors");
+            return [];
+        }
+
+        var tensors = new List<TensorSpec>();
+        for (var i = 0; i < sequence.Children.Count; i++)
+        {
+            var where = $"{key}[{i}]";
+            if (sequence.Children[i] is not YamlMappingNode tensorNode)
+            {
+                problems.Add($"{where} must be a mapping with name, datatype and shape");
+                continue;
+            }
+
+            var tensor = Mapping(tensorNode, where, TensorKeys, problems);
+            var name = RequiredString(tensor, "name", where, problems) ?? string.Empty;
+            if (name.Length > 0)
+            {
+                where = $"{key} '{name}'";
+            }
+
+            var datatypeName = RequiredString(tensor, "datatype", where, problems);
+            var datatype = default(TensorDatatype);
+            if (datatypeName is not null && !TensorDatatypes.TryParse(datatypeName, out datatype))
+            {
+                problems.Add($"{where}: datatype '{datatypeName}' is not a KServe v2 datatype ({string.Join(", ", TensorDatatypes.Names)})");
+            }
+
+            var shape = new List<long>();
+            if (!tensor.TryGetValue("shape", out var shapeNode))
+            {
+                problems.Add($"{where}: shape is required (use -1 for variable dimensions)");
+            }
+            else if (shapeNode is not YamlSequenceNode dims)
+            {
+                problems.Add($"{where}: shape must be a list of integers");
+            }
+            else
+            {
+                foreach (var dim in dims.Children)
+                {
+                    var text = (dim as YamlScalarNode)?.Value;
+                    if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+                    {
+                        shape.Add(value);
+                    }
+                    else
+                    {
+                        problems.Add($"{where}: shape dimension '{text}' is not an integer");
+                    }
+                }
+            }
+
+            tensors.Add(new TensorSpec(name, datatype, shape));
+        }
+
+        return tensors;
+    }
+
+    private static ModelSource Source(Dictionary<string, YamlNode> map, List<string> problems)
+    {
+        if (!map.TryGetValue("source", out var node))
+        {
+            return new ModelSource();
+        }
+
+        if (node is not YamlMappingNode mapping)
+        {
+            problems.Add("source must be a mapping with 'path' or 'sha256'");
+            return new ModelSource();
+        }
+
+        var source = Mapping(mapping, "source", SourceKeys, problems);
+        return new ModelSource
+        {
+            Path = OptionalString(source, "path", problems),
+            Sha256 = OptionalString(source, "sha256", problems)?.ToLowerInvariant(),
+        };
+    }
+
+    private static IReadOnlyList<string> Labels(Dictionary<string, YamlNode> map, List<string> problems)
+    {
+        if (!map.TryGetValue("labels", out var node))
+        {
+            return [];
+        }
+
+        if (node is not YamlSequenceNode sequence)
+        {
+            problems.Add("labels must be a list of strings");
+            return [];
+        }
+
+        var labels = new List<string>();
+        foreach (var item in sequence.Children)
+        {
+            var label = Scalar(item, "labels", problems);
+            if (label is not null)
+            {
+                labels.Add(label);
+            }
+        }
+
+        return labels;
+    }
+
+    private static IReadOnlyDictionary<string, string> Attributes(Dictionary<string, YamlNode> map, List<string> problems)
+    {
+        var attributes = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (!map.TryGetValue("attributes", out var node))
+        {
+            return attributes;
+        }
+
+        if (node is not YamlMappingNode mapping)
+        {
+            problems.Add("attributes must be a mapping of names to values");
+            return attributes;
+        }
+
+        foreach (var (key, value) in mapping.Children)
+        {
+            var name = (key as YamlScalarNode)?.Value ?? string.Empty;
+            var text = Scalar(value, $"attributes.{name}", problems);
+            if (text is not null)
+            {
+                attributes[name] = text;
+            }
+        }
+
+        return attributes;
+    }
+
+    private static string? RequiredString(Dictionary<string, YamlNode> map, string key, string where, List<string> problems)
+    {
+        if (!map.TryGetValue(key, out var node))
+        {
+            problems.Add($"{where}: {key} is required");
+            return null;
+        }
+
+        var value = Scalar(node, key, problems);
+        if (value is not null && value.Length == 0)
+        {
+            problems.Add($"{where}: {key} must not be empty");
+            return null;
+        }
+
+        return value;
+    }
+
+    private static string? OptionalString(Dictionary<string, YamlNode> map, string key, List<string> problems) =>
+        map.TryGetValue(key, out var node) ? Scalar(node, key, problems) : null;
+
+    private static string? Scalar(YamlNode node, string key, List<string> problems)
+    {
+        if (node is YamlScalarNode scalar)
+        {
+            return scalar.Value ?? string.Empty;
+        }
+
+        problems.Add($"{key} must be a single value, not a list or mapping");
+        return null;
+    }
+
+    private static string Describe(YamlException e) =>
+        (e.InnerException?.Message ?? e.Message).Split('\n')[0].Trim();
+}

@@ -1,0 +1,103 @@
+using System.Text.RegularExpressions;
+using Carml.Orleans.Interfaces;
+
+namespace Carml.Orleans.Core;
+
+/// <summary>Checks a manifest's content; returns every problem (empty when valid).</summary>
+public static partial class ManifestValidator
+{
+    public const int MaxNameLength = 128;
+
+    /// <summary>Versions that are not versions but words the API resolves.</summary>
+    public static readonly IReadOnlySet<string> ReservedVersions = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "latest" };
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    private static partial Regex IdentifierPattern();
+
+    [GeneratedRegex("^[0-9a-f]{64}$")]
+    private static partial Regex Sha256Pattern();
+
+    public static bool IsValidIdentifier(string value) =>
+        value.Length is > 0 and <= MaxNameLength && IdentifierPattern().IsMatch(value);
+
+    public static bool IsSha256(string value) => Sha256Pattern().IsMatch(value);
+
+    public static IReadOnlyList<string> Validate(ModelManifest manifest)
+    {
+        var problems = new List<string>();
+        if (manifest.Name.Length > 0 && !IsValidIdentifier(manifest.Name))
+        {
+            problems.Add($"name '{manifest.Name}' must be 1-{MaxNameLength} characters of letters, digits, '_', '.', '-', starting with a letter or digit");
+        }
+
+        if (manifest.Version.Length > 0 && !IsValidIdentifier(manifest.Version))
+        {
+            problems.Add($"version '{manifest.Version}' must be 1-{MaxNameLength} characters of letters, digits, '_', '.', '-', starting with a letter or digit");
+        }
+        else if (ReservedVersions.Contains(manifest.Version))
+        {
+            problems.Add($"version '{manifest.Version}' is reserved: it resolves to the highest registered version");
+        }
+
+        if (!string.Equals(manifest.Framework, ModelFrameworks.OnnxRuntime, StringComparison.OrdinalIgnoreCase))
+        {
+            problems.Add($"framework '{manifest.Framework}' is not supported (supported: {ModelFrameworks.OnnxRuntime})");
+        }
+
+        if (manifest.MaxBatchSize < 0)
+        {
+            problems.Add($"max_batch_size must be 0 (no batching) or positive, got {manifest.MaxBatchSize}");
+        }
+
+        ValidateTensors(manifest, manifest.Inputs, "inputs", problems);
+        ValidateTensors(manifest, manifest.Outputs, "outputs", problems);
+
+        if (manifest.Source.Sha256 is { Length: > 0 } sha256 && !IsSha256(sha256))
+        {
+            problems.Add($"source.sha256 '{sha256}' must be 64 hexadecimal characters");
+        }
+
+        if (manifest.Labels.Any(string.IsNullOrEmpty))
+        {
+            problems.Add("labels must not contain empty entries");
+        }
+
+        return problems;
+    }
+
+    private static void ValidateTensors(ModelManifest manifest, IReadOnlyList<TensorSpec> tensors, string kind, List<string> problems)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var tensor in tensors)
+        {
+            var where = tensor.Name.Length > 0 ? $"{kind} '{tensor.Name}'" : kind;
+            if (tensor.Name.Length > 0 && !seen.Add(tensor.Name))
+            {
+                problems.Add($"{where}: the name is used twice");
+            }
+
+            if (tensor.Datatype != default && !tensor.Datatype.IsSupported())
+            {
+                problems.Add($"{where}: datatype {tensor.Datatype.ToName()} is not supported for inference yet");
+            }
+
+            if (tensor.Shape.Count == 0 && manifest.MaxBatchSize > 0)
+            {
+                problems.Add($"{where}: a model with max_batch_size > 0 needs the batch dimension (-1) first in every shape");
+            }
+
+            foreach (var dim in tensor.Shape)
+            {
+                if (dim < -1)
+                {
+                    problems.Add($"{where}: shape dimension {dim} is invalid (use -1 for a variable dimension)");
+                }
+            }
+
+            if (manifest.MaxBatchSize > 0 && tensor.Shape.Count > 0 && tensor.Shape[0] != -1)
+            {
+                problems.Add($"{where}: with max_batch_size {manifest.MaxBatchSize} the first dimension is the batch and must be -1, got {tensor.Shape[0]}");
+            }
+        }
+    }
+}

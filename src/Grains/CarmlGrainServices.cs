@@ -1,0 +1,36 @@
+using Carml.Orleans.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Carml.Orleans.Grains;
+
+public static class CarmlGrainServices
+{
+    /// <summary>Registers what the model grains need on a silo: the content store and runtime settings.</summary>
+    public static IServiceCollection AddCarmlGrainServices(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<OnnxRuntimeOptions>()
+            .Bind(configuration.GetSection(OnnxRuntimeOptions.Section))
+            .Validate(o => o.IntraOpThreads >= 0 && o.InterOpThreads >= 0, "Carml:OnnxRuntime thread counts must be 0 (runtime default) or positive.")
+            .ValidateOnStart();
+        services.TryAddContentStore(configuration);
+        return services;
+    }
+
+    /// <summary>Registers the content store once, bound to <c>Carml:ContentStore</c>.</summary>
+    public static IServiceCollection TryAddContentStore(this IServiceCollection services, IConfiguration configuration)
+    {
+        if (services.Any(d => d.ServiceType == typeof(ContentStore)))
+        {
+            return services;
+        }
+
+        services.AddOptions<ContentStoreOptions>()
+            .Bind(configuration.GetSection(ContentStoreOptions.Section))
+            .Validate(o => !string.IsNullOrWhiteSpace(o.Root), "Carml:ContentStore:Root must name a directory.")
+            .ValidateOnStart();
+        services.AddSingleton(sp => new ContentStore(sp.GetRequiredService<IOptions<ContentStoreOptions>>()));
+        return services;
+    }
+}

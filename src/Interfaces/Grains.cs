@@ -1,0 +1,70 @@
+namespace Carml.Orleans.Interfaces;
+
+/// <summary>One registered model version: its manifest, artifact and lifecycle. Key: <c>name/version</c>.</summary>
+[Alias("carml.IModelGrain")]
+public interface IModelGrain : IGrainWithStringKey
+{
+    /// <summary>
+    /// Registers the version and loads it. Throws <see cref="ModelException"/> (InvalidArgument) with every problem when
+    /// the model file disagrees with the manifest, in which case nothing is recorded; AlreadyExists when a different
+    /// model holds the name and version. Registering the same manifest and artifact again is a no-op.
+    /// </summary>
+    [Alias("Register")]
+    Task<ModelStatus> RegisterAsync(ModelManifest manifest, ModelArtifact artifact);
+
+    /// <summary>The status, or null when the version is not registered.</summary>
+    [Alias("GetStatus")]
+    Task<ModelStatus?> GetStatusAsync();
+
+    /// <summary>Loads the model if it is registered but not loaded (after a restart). Returns the new status.</summary>
+    [Alias("EnsureLoaded")]
+    Task<ModelStatus> EnsureLoadedAsync();
+
+    /// <summary>Unloads and forgets the version. Returns false when it was not registered.</summary>
+    [Alias("Delete")]
+    Task<bool> DeleteAsync();
+}
+
+/// <summary>A loaded inference session of one model version. Key: <c>name/version/replica</c>. Not persistent.</summary>
+[Alias("carml.IModelReplicaGrain")]
+public interface IModelReplicaGrain : IGrainWithStringKey
+{
+    /// <summary>Loads the session (idempotent). Throws InvalidArgument listing every mismatch between file and manifest.</summary>
+    [Alias("Load")]
+    Task<ReplicaInfo> LoadAsync(ModelManifest manifest, ModelArtifact artifact);
+
+    [Alias("Infer")]
+    Task<InferenceResponse> InferAsync(InferenceRequest request);
+
+    [Alias("Unload")]
+    Task UnloadAsync();
+}
+
+/// <summary>What a loaded replica runs on.</summary>
+[GenerateSerializer, Immutable]
+[Alias("carml.ReplicaInfo")]
+public sealed record ReplicaInfo(
+    [property: Id(0)] string ExecutionProvider,
+    [property: Id(1)] string SiloAddress,
+    [property: Id(2)] TimeSpan LoadTime);
+
+/// <summary>The index of registered model names and versions, so listing never scans grains. Key: <c>default</c>.</summary>
+[Alias("carml.IModelCatalogGrain")]
+public interface IModelCatalogGrain : IGrainWithStringKey
+{
+    public const string DefaultKey = "default";
+
+    [Alias("Add")]
+    Task AddAsync(ModelId model);
+
+    [Alias("Remove")]
+    Task RemoveAsync(ModelId model);
+
+    /// <summary>The versions of a name, oldest first (empty when unknown).</summary>
+    [Alias("GetVersions")]
+    Task<IReadOnlyList<string>> GetVersionsAsync(string name);
+
+    /// <summary>Models ordered by name, starting after the page token's name.</summary>
+    [Alias("List")]
+    Task<ModelCatalogPage> ListAsync(string? pageToken, int pageSize);
+}
