@@ -1,0 +1,139 @@
+using Carml.Orleans.Core;
+using Carml.Orleans.Interfaces;
+
+namespace Carml.Orleans.Tests;
+
+public sealed class ManifestReaderTests
+{
+    private const string ValidYaml = """
+        name: iris
+        version: "1"
+        framework: onnxruntime
+        description: Softmax regression
+        license: CC-BY-4.0
+        max_batch_size: 64
+        inputs:
+          - name: features
+            datatype: FP32
+            shape: [-1, 4]
+        outputs:
+          - name: probabilities
+            datatype: FP32
+            shape: [-1, 3]
+          - name: label
+            datatype: INT64
+            shape: [-1]
+        labels: [setosa, versicolor, virginica]
+        attributes:
+          accuracy: 0.97
+        source:
+          path: iris.onnx
+        """;
+
+    [Fact]
+    public void Valid_yaml_manifest_is_read_completely()
+    {
+        var manifest = ManifestReader.Parse(ValidYaml);
+
+        Assert.Equal("iris", manifest.Name);
+        Assert.Equal("1", manifest.Version);
+        Assert.Equal(64, manifest.MaxBatchSize);
+        Assert.Equal("CC-BY-4.0", manifest.License);
+        var input = Assert.Single(manifest.Inputs);
+        Assert.Equal(new TensorSpec("features", TensorDatatype.FP32, [-1, 4]).Name, input.Name);
+        Assert.Equal([-1L, 4L], input.Shape);
+        Assert.Equal(TensorDatatype.Int64, manifest.Outputs[1].Datatype);
+        Assert.Equal(["setosa", "versicolor", "virginica"], manifest.Labels);
+        Assert.Equal("0.97", manifest.Attributes["accuracy"]);
+        Assert.Equal("iris.onnx", manifest.Source.Path);
+    }
+
+    [Fact]
+    public void Json_manifest_is_read_like_yaml()
+    {
+        var manifest = ManifestReader.Parse("""
+            {"name": "iris", "version": "2", "framework": {"name": "onnxruntime", "version": "1.31"},
+             "max_batch_size": 8,
+             "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}],
+             "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}],
+             "source": {"sha256": "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"}}
+            """);
+
+        Assert.Equal("2", manifest.Version);
+        Assert.Equal(ModelFrameworks.OnnxRuntime, manifest.Framework);
+        Assert.Equal("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", manifest.Source.Sha256);
+    }
+
+    [Fact]
+    public void Invalid_manifest_reports_every_problem_at_once()
+    {
+        var error = Assert.Throws<ModelException>(() => ManifestReader.Parse("""
+            name: "bad name!"
+            version: latest
+            framework: tensorflow
+            max_batch_size: -3
+            inputs:
+              - name: x
+                datatype: FLOAT
+                shape: [-1, a]
+              - name: x
+                datatype: FP32
+                shape: [2, -5]
+            outputs: nope
+            colour: blue
+            """));
+
+        Assert.Equal(ModelErrorKind.InvalidArgument, error.Kind);
+        var problems = string.Join("\n", error.Problems);
+        Assert.Contains("unknown field 'colour'", problems);
+        Assert.Contains("datatype 'FLOAT' is not a KServe v2 datatype", problems);
+        Assert.Contains("shape dimension 'a' is not an integer", problems);
+        Assert.Contains("outputs must be a list", problems);
+        Assert.Contains("name 'bad name!'", problems);
+        Assert.Contains("version 'latest' is reserved", problems);
+        Assert.Contains("framework 'tensorflow' is not supported", problems);
+        Assert.Contains("max_batch_size must be 0", problems);
+        Assert.Contains("the name is used twice", problems);
+        Assert.Contains("shape dimension -5 is invalid", problems);
+        Assert.True(error.Problems.Length >= 10, problems);
+    }
+
+    [Theory]
+    [InlineData("", "the manifest is empty")]
+    [InlineData("- just\n- a list", "single mapping")]
+    [InlineData("name: [unclosed", "not valid YAML or JSON at line")]
+    [InlineData("{\"name\": \"x\",, }", "not valid YAML or JSON")]
+    public void Unreadable_manifest_is_rejected_clearly(string text, string expected)
+    {
+        var error = Assert.Throws<ModelException>(() => ManifestReader.Parse(text));
+
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Batched_model_needs_a_variable_first_dimension()
+    {
+        var error = Assert.Throws<ModelException>(() => ManifestReader.Parse(ValidYaml.Replace("[-1, 4]", "[1, 4]")));
+
+        Assert.Contains("inputs 'features': with max_batch_size 64 the first dimension is the batch and must be -1, got 1", error.Problems);
+    }
+
+    [Fact]
+    public void Missing_required_fields_are_named()
+    {
+        var error = Assert.Throws<ModelException>(() => ManifestReader.Parse("description: nothing else"));
+
+        Assert.Contains("manifest: name is required", error.Problems);
+        Assert.Contains("manifest: version is required", error.Problems);
+        Assert.Contains("inputs is required: list at least one tensor", error.Problems);
+        Assert.Contains("outputs is required: list at least one tensor", error.Problems);
+    }
+
+    [Fact]
+    public void Bytes_tensors_are_refused_until_supported()
+    {
+        var error = Assert.Throws<ModelException>(() => ManifestReader.Parse(ValidYaml.Replace("datatype: INT64", "datatype: BYTES")));
+
+        Assert.Contains("outputs 'label': datatype BYTES is not supported for inference yet", error.Problems);
+    }
+}
