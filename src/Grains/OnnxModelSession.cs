@@ -17,6 +17,7 @@ public sealed class OnnxModelSession : IDisposable
     private readonly InferenceSession _session;
     private readonly ModelManifest _manifest;
     private readonly string[] _allOutputNames;
+    private readonly RunOptions _runOptions = new();
 
     private OnnxModelSession(InferenceSession session, ModelManifest manifest, string executionProvider)
     {
@@ -109,7 +110,7 @@ public sealed class OnnxModelSession : IDisposable
                     tensor.Data.LongLength);
             }
 
-            using var results = _session.Run(null, names, values, outputNames as IReadOnlyCollection<string> ?? outputNames.ToArray());
+            using var results = _session.Run(_runOptions, names, values, outputNames as IReadOnlyCollection<string> ?? outputNames.ToArray());
             var outputs = new InferenceTensor[outputNames.Count];
             var index = 0;
             foreach (var value in results)
@@ -148,7 +149,11 @@ public sealed class OnnxModelSession : IDisposable
         }
     }
 
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        _session.Dispose();
+        _runOptions.Dispose();
+    }
 
     internal static TensorElementType ToElementType(TensorDatatype datatype) => datatype switch
     {

@@ -1,0 +1,78 @@
+using System.Net;
+using System.Text.Json;
+using Carml.Orleans.Gateway.KServe;
+using Carml.Orleans.Gateway.Management;
+using Carml.Orleans.Gateway.Routing;
+using Carml.Orleans.Gateway.Standalone;
+using Carml.Orleans.Grains;
+using Carml.Orleans.Silo;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace Carml.Orleans.Gateway;
+
+/// <summary>
+/// Builds the gateway: Kestrel with an HTTP/1.1 port (KServe v2 HTTP, management API, OpenAPI) and a cleartext
+/// HTTP/2 port (KServe v2 gRPC), in front of an in-process silo (standalone mode).
+/// </summary>
+public static class GatewayHost
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        // Content root is the application directory so appsettings.json is found wherever the command is run from;
+        // relative data paths (Carml:Silo:DataDirectory) still resolve against the working directory.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        configure?.Invoke(builder);
+
+        builder.Services.AddOptions<GatewayOptions>()
+            .Bind(builder.Configuration.GetSection(GatewayOptions.Section))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        var options = builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();
+        var host = IPAddress.Parse(options.Host);
+        var httpPort = FreePort.Resolve(options.HttpPort);
+        var grpcPort = FreePort.Resolve(options.GrpcPort);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+            kestrel.Listen(host, httpPort, listen => listen.Protocols = HttpProtocols.Http1);
+            kestrel.Listen(host, grpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+        });
+        builder.Services.AddSingleton(new GatewayEndpoints(new Uri($"http://{Format(host)}:{httpPort}"), new Uri($"http://{Format(host)}:{grpcPort}")));
+
+        builder.UseOrleans(silo => silo.UseCarmlStandalone(builder.Configuration));
+
+        builder.Services.ConfigureHttpJsonOptions(json =>
+        {
+            json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            json.SerializerOptions.DictionaryKeyPolicy = null;
+        });
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi();
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = options.MaxRequestBytes;
+            grpc.MaxSendMessageSize = options.MaxRequestBytes;
+            grpc.Interceptors.Add<GrpcErrorInterceptor>();
+        });
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ModelRouter>();
+        builder.Services.AddSingleton<ServerReadiness>();
+        builder.Services.AddSingleton<KServeServer>();
+        builder.Services.AddOptions<SampleModelOptions>().Bind(builder.Configuration.GetSection(SampleModelOptions.Section));
+        builder.Services.AddHostedService<StandaloneStartup>();
+
+        var app = builder.Build();
+        app.UseMiddleware<ApiErrorMiddleware>();
+        app.MapKServeHttp();
+        app.MapModelManagement();
+        app.MapGrpcService<KServeGrpcService>();
+        app.MapOpenApi();
+        return app;
+    }
+
+    private static string Format(IPAddress address) =>
+        address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
+}
+
+/// <summary>The addresses the gateway listens on, after free ports were picked.</summary>
+public sealed record GatewayEndpoints(Uri Http, Uri Grpc);

@@ -1,0 +1,242 @@
+using System.Text;
+using Carml.Orleans.Core;
+using Carml.Orleans.Gateway.Routing;
+using Carml.Orleans.Interfaces;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+
+namespace Carml.Orleans.Gateway.Management;
+
+/// <summary>
+/// The REST management API for models and their files: register (multipart manifest + model file, or a manifest that
+/// names a stored artifact), list, get, versions, delete; and the content-addressed artifact store.
+/// </summary>
+public static class ModelManagementApi
+{
+    public const int DefaultPageSize = 100;
+    private const int MaxManifestBytes = 1024 * 1024;
+
+    public static IEndpointRouteBuilder MapModelManagement(this IEndpointRouteBuilder endpoints)
+    {
+        var models = endpoints.MapGroup("/api/models").WithTags("Models");
+        models.MapPost("/", RegisterAsync)
+            .Accepts<IFormFile>("multipart/form-data")
+            .WithSummary("Register a model version: multipart parts 'manifest' (YAML or JSON) and 'model' (ONNX file), or a manifest body whose source.sha256 names a stored artifact.");
+        models.MapGet("/", ListAsync).WithSummary("List models by name, paginated with page_size and page_token.");
+        models.MapGet("/{name}", GetVersionsAsync).WithSummary("A model name with its versions.");
+        models.MapGet("/{name}/versions", GetVersionsAsync).WithSummary("A model name with its versions.");
+        models.MapGet("/{name}/versions/{version}", GetVersionAsync).WithSummary("One version ('latest' = highest).");
+        models.MapDelete("/{name}/versions/{version}", DeleteAsync).WithSummary("Unload and delete one version.");
+
+        var artifacts = endpoints.MapGroup("/api/artifacts").WithTags("Artifacts");
+        artifacts.MapPost("/", PutArtifactAsync)
+            .Accepts<Stream>("application/octet-stream")
+            .WithSummary("Store a file; answers its SHA-256 for a manifest's source.sha256.");
+        artifacts.MapGet("/{sha256}", GetArtifact).WithSummary("Whether the store holds a file, and its size.");
+        return endpoints;
+    }
+
+    private static async Task<Created<ModelVersionDto>> RegisterAsync(
+        HttpRequest request,
+        IGrainFactory grains,
+        ContentStore store,
+        ModelRouter router,
+        IOptions<GatewayOptions> options,
+        CancellationToken cancellationToken)
+    {
+        StoredContent? uploaded = null;
+        try
+        {
+            string manifestText;
+            if (request.HasFormContentType && MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
+                && mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
+            {
+                (manifestText, uploaded) = await ReadMultipartAsync(request, mediaType, store, options.Value.MaxRequestBytes, cancellationToken);
+            }
+            else
+            {
+                manifestText = await ReadTextAsync(request.Body, MaxManifestBytes, "manifest", cancellationToken);
+            }
+
+            var manifest = ManifestReader.Parse(manifestText);
+            var artifact = ResolveArtifact(manifest, uploaded, store);
+            manifest = manifest with { Source = new ModelSource { Path = manifest.Source.Path, Sha256 = artifact.Sha256 } };
+
+            var status = await grains.GetGrain<IModelGrain>(manifest.Id.Key).RegisterAsync(manifest, artifact);
+            router.Invalidate(manifest.Name);
+            uploaded = null;
+            return TypedResults.Created($"/api/models/{manifest.Name}/versions/{manifest.Version}", ModelVersionDto.From(status));
+        }
+        finally
+        {
+            // Nothing is kept from a refused registration: a file this request added goes again.
+            if (uploaded is { Created: true } orphan)
+            {
+                store.Delete(orphan.Sha256);
+            }
+        }
+    }
+
+    private static ModelArtifact ResolveArtifact(ModelManifest manifest, StoredContent? uploaded, ContentStore store)
+    {
+        var declared = manifest.Source.Sha256;
+        if (uploaded is not null)
+        {
+            if (declared is not null && declared != uploaded.Sha256)
+            {
+                throw ModelException.InvalidArgument(
+                    $"source.sha256 is {declared} but the uploaded model file's SHA-256 is {uploaded.Sha256}.");
+            }
+
+            return new ModelArtifact(uploaded.Sha256, uploaded.SizeBytes);
+        }
+
+        if (declared is null)
+        {
+            throw ModelException.InvalidArgument(manifest.Source.Path is null
+                ? "No model file: send it as the multipart part 'model', or name a stored artifact in source.sha256."
+                : $"source.path '{manifest.Source.Path}' is on your machine, not the server's: send the file as the multipart part 'model', or store it with POST /api/artifacts and give source.sha256.");
+        }
+
+        if (!store.Exists(declared))
+        {
+            throw ModelException.InvalidArgument(
+                $"source.sha256 {declared} is not in the artifact store; upload it with POST /api/artifacts or send the file with the manifest.");
+        }
+
+        return new ModelArtifact(declared, store.SizeOf(declared));
+    }
+
+    private static async Task<(string Manifest, StoredContent? Model)> ReadMultipartAsync(
+        HttpRequest request, MediaTypeHeaderValue mediaType, ContentStore store, long maxBytes, CancellationToken cancellationToken)
+    {
+        var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
+        if (string.IsNullOrEmpty(boundary))
+        {
+            throw ModelException.InvalidArgument("The multipart request has no boundary.");
+        }
+
+        var reader = new MultipartReader(boundary, request.Body) { BodyLengthLimit = maxBytes };
+        string? manifest = null;
+        StoredContent? model = null;
+        try
+        {
+            while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
+            {
+                var name = section.GetContentDispositionHeader()?.Name.Value?.Trim('"');
+                switch (name)
+                {
+                    case "manifest" when manifest is null:
+                        manifest = await ReadTextAsync(section.Body, MaxManifestBytes, "manifest", cancellationToken);
+                        break;
+                    case "model" when model is null:
+                        model = await store.PutAsync(section.Body, maxBytes, cancellationToken);
+                        break;
+                    case "manifest" or "model":
+                        throw ModelException.InvalidArgument($"The multipart part '{name}' is given more than once.");
+                    default:
+                        throw ModelException.InvalidArgument($"Unknown multipart part '{name}'; send 'manifest' and 'model'.");
+                }
+            }
+        }
+        catch (Exception)
+        {
+            if (model is { Created: true })
+            {
+                store.Delete(model.Sha256);
+            }
+
+            throw;
+        }
+
+        if (manifest is null)
+        {
+            if (model is { Created: true })
+            {
+                store.Delete(model.Sha256);
+            }
+
+            throw ModelException.InvalidArgument("The multipart request has no 'manifest' part.");
+        }
+
+        return (manifest, model);
+    }
+
+    private static async Task<string> ReadTextAsync(Stream body, int maxBytes, string what, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        int read;
+        while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > maxBytes)
+            {
+                throw new ModelException(ModelErrorKind.PayloadTooLarge, $"The {what} is larger than {maxBytes} bytes.");
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        try
+        {
+            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw ModelException.InvalidArgument($"The {what} is not UTF-8 text.");
+        }
+    }
+
+    private static async Task<Ok<ModelListDto>> ListAsync(
+        IGrainFactory grains,
+        [FromQuery(Name = "page_size")] int? pageSize,
+        [FromQuery(Name = "page_token")] string? pageToken)
+    {
+        var page = await grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey)
+            .ListAsync(pageToken, pageSize ?? DefaultPageSize);
+        return TypedResults.Ok(new ModelListDto(
+            page.Models.Select(m => new ModelSummaryDto(m.Name, m.Versions, m.Latest)).ToArray(),
+            page.NextPageToken));
+    }
+
+    private static async Task<Ok<ModelSummaryDto>> GetVersionsAsync(string name, ModelRouter router)
+    {
+        var versions = await router.GetVersionsAsync(name);
+        return versions.Count == 0
+            ? throw ModelException.UnknownModel(name, null)
+            : TypedResults.Ok(new ModelSummaryDto(name, versions, versions[^1]));
+    }
+
+    private static async Task<Ok<ModelVersionDto>> GetVersionAsync(string name, string version, ModelRouter router, IGrainFactory grains)
+    {
+        var id = await router.ResolveVersionAsync(name, version);
+        var status = await grains.GetGrain<IModelGrain>(id.Key).GetStatusAsync()
+            ?? throw ModelException.UnknownModel(id.Name, id.Version);
+        return TypedResults.Ok(ModelVersionDto.From(status));
+    }
+
+    private static async Task<NoContent> DeleteAsync(string name, string version, ModelRouter router, IGrainFactory grains)
+    {
+        var id = await router.ResolveVersionAsync(name, version);
+        var deleted = await grains.GetGrain<IModelGrain>(id.Key).DeleteAsync();
+        router.Invalidate(name);
+        return deleted ? TypedResults.NoContent() : throw ModelException.UnknownModel(id.Name, id.Version);
+    }
+
+    private static async Task<Created<ArtifactDto>> PutArtifactAsync(
+        HttpRequest request, ContentStore store, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
+    {
+        var stored = await store.PutAsync(request.Body, options.Value.MaxRequestBytes, cancellationToken);
+        return TypedResults.Created($"/api/artifacts/{stored.Sha256}", new ArtifactDto(stored.Sha256, stored.SizeBytes));
+    }
+
+    private static Ok<ArtifactDto> GetArtifact(string sha256, ContentStore store) =>
+        store.Exists(sha256.ToLowerInvariant())
+            ? TypedResults.Ok(new ArtifactDto(sha256.ToLowerInvariant(), store.SizeOf(sha256.ToLowerInvariant())))
+            : throw ModelException.NotFound($"The artifact store has no file with SHA-256 {sha256}.");
+}

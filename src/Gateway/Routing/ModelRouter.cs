@@ -1,0 +1,80 @@
+using System.Collections.Concurrent;
+using Carml.Orleans.Interfaces;
+using Microsoft.Extensions.Options;
+
+namespace Carml.Orleans.Gateway.Routing;
+
+/// <summary>Where a prediction for a model version goes.</summary>
+public sealed record ModelRoute(ModelId Id, ModelManifest Manifest, IModelReplicaGrain Replica);
+
+/// <summary>
+/// Resolves a model name and optional version (empty or <c>latest</c> = highest) to the replica that serves it. Routes
+/// are cached for <see cref="GatewayOptions.RouteCacheSeconds"/> so the hot path makes one grain call, the inference;
+/// registration and deletion through this gateway invalidate the name at once.
+/// </summary>
+public sealed class ModelRouter(IGrainFactory grains, IOptions<GatewayOptions> options, TimeProvider time)
+{
+    private readonly ConcurrentDictionary<(string Name, string Version), (ModelRoute Route, long Expires)> _routes = new();
+    private readonly long _ttl = (long)(options.Value.RouteCacheSeconds * time.TimestampFrequency);
+
+    public const string Latest = "latest";
+
+    public async ValueTask<ModelRoute> ResolveAsync(string name, string? version)
+    {
+        var key = (name, string.IsNullOrEmpty(version) ? Latest : version);
+        var now = time.GetTimestamp();
+        if (_routes.TryGetValue(key, out var cached) && cached.Expires > now)
+        {
+            return cached.Route;
+        }
+
+        var id = await ResolveVersionAsync(name, version);
+        var status = await grains.GetGrain<IModelGrain>(id.Key).GetStatusAsync()
+            ?? throw ModelException.UnknownModel(id.Name, id.Version);
+        var route = new ModelRoute(id, status.Manifest, grains.GetGrain<IModelReplicaGrain>(id.ReplicaKey(0)));
+        _routes[key] = (route, now + _ttl);
+        return route;
+    }
+
+    /// <summary>The concrete version: the given one, or the highest registered when empty or <c>latest</c>.</summary>
+    public async ValueTask<ModelId> ResolveVersionAsync(string name, string? version)
+    {
+        if (!string.IsNullOrEmpty(version) && !string.Equals(version, Latest, StringComparison.OrdinalIgnoreCase))
+        {
+            return new ModelId(name, version);
+        }
+
+        var versions = await GetVersionsAsync(name);
+        return versions.Count > 0 ? new ModelId(name, versions[^1]) : throw ModelException.UnknownModel(name, null);
+    }
+
+    public Task<IReadOnlyList<string>> GetVersionsAsync(string name) =>
+        grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).GetVersionsAsync(name);
+
+    /// <summary>Forgets every cached route of a model name (after a registration, deletion or a NOT_FOUND from a replica).</summary>
+    public void Invalidate(string name)
+    {
+        foreach (var key in _routes.Keys)
+        {
+            if (key.Name == name)
+            {
+                _routes.TryRemove(key, out _);
+            }
+        }
+    }
+
+    /// <summary>Runs a request on the model's replica, forgetting stale routes when the model has gone.</summary>
+    public async Task<InferenceResponse> InferAsync(string name, string? version, InferenceRequest request)
+    {
+        var route = await ResolveAsync(name, version);
+        try
+        {
+            return await route.Replica.InferAsync(request);
+        }
+        catch (ModelException e) when (e.Kind == ModelErrorKind.NotFound)
+        {
+            Invalidate(name);
+            throw;
+        }
+    }
+}

@@ -1,0 +1,36 @@
+using Carml.Orleans.Interfaces;
+
+namespace Carml.Orleans.Gateway;
+
+/// <summary>
+/// Whether this gateway can serve: start-up work (loading registered models) has finished and the cluster answers.
+/// </summary>
+public sealed class ServerReadiness(IGrainFactory grains)
+{
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
+    private volatile bool _started;
+
+    public void MarkStarted() => _started = true;
+
+    public bool Started => _started;
+
+    public async Task<bool> IsReadyAsync(CancellationToken cancellationToken)
+    {
+        if (!_started)
+        {
+            return false;
+        }
+
+        try
+        {
+            await grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey)
+                .GetVersionsAsync(string.Empty)
+                .WaitAsync(ProbeTimeout, cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+}
