@@ -1,0 +1,3 @@
+using Carml.Orleans.ModelGen;
+
+return ModelGenCommands.Run(args, Console.Out, Console.Error);
