@@ -45,7 +45,7 @@ public sealed partial class ModelGrain(
 
         if (registration.State.Manifest is { } existing)
         {
-            if (registration.State.Artifact == artifact && ManifestsEqual(existing, manifest))
+            if (registration.State.Artifact == artifact && ManifestComparer.Equivalent(existing, manifest))
             {
                 return await EnsureLoadedAsync();
             }
@@ -149,19 +149,6 @@ public sealed partial class ModelGrain(
             ExecutionProvider = _replica?.ExecutionProvider,
         }
         : null;
-
-    private static bool ManifestsEqual(ModelManifest a, ModelManifest b) =>
-        a with { Inputs = [], Outputs = [], Labels = [], Attributes = new Dictionary<string, string>() }
-            == b with { Inputs = [], Outputs = [], Labels = [], Attributes = new Dictionary<string, string>() }
-        && TensorsEqual(a.Inputs, b.Inputs)
-        && TensorsEqual(a.Outputs, b.Outputs)
-        && a.Labels.SequenceEqual(b.Labels)
-        && a.Attributes.Count == b.Attributes.Count
-        && a.Attributes.All(kv => b.Attributes.TryGetValue(kv.Key, out var v) && v == kv.Value);
-
-    private static bool TensorsEqual(IReadOnlyList<TensorSpec> a, IReadOnlyList<TensorSpec> b) =>
-        a.Count == b.Count && a.Zip(b).All(p => p.First.Name == p.Second.Name
-            && p.First.Datatype == p.Second.Datatype && p.First.Shape.SequenceEqual(p.Second.Shape));
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Registered model {Model} (sha256 {Sha256}) on {Provider}, loaded in {LoadMs:F1} ms")]
     private static partial void LogRegistered(ILogger logger, string model, string sha256, string provider, double loadMs);

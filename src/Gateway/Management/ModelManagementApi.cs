@@ -25,7 +25,6 @@ public static class ModelManagementApi
     {
         var models = endpoints.MapGroup("/api/models").WithTags("Models");
         models.MapPost("/", RegisterAsync)
-            .Accepts<IFormFile>("multipart/form-data")
             .WithSummary("Register a model version: multipart parts 'manifest' (YAML or JSON) and 'model' (ONNX file), or a manifest body whose source.sha256 names a stored artifact.");
         models.MapGet("/", ListAsync).WithSummary("List models by name, paginated with page_size and page_token.");
         models.MapGet("/{name}", GetVersionsAsync).WithSummary("A model name with its versions.");
@@ -35,7 +34,6 @@ public static class ModelManagementApi
 
         var artifacts = endpoints.MapGroup("/api/artifacts").WithTags("Artifacts");
         artifacts.MapPost("/", PutArtifactAsync)
-            .Accepts<Stream>("application/octet-stream")
             .WithSummary("Store a file; answers its SHA-256 for a manifest's source.sha256.");
         artifacts.MapGet("/{sha256}", GetArtifact).WithSummary("Whether the store holds a file, and its size.");
         return endpoints;
