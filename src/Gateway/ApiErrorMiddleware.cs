@@ -38,6 +38,12 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
 
             context.Response.Clear();
             context.Response.StatusCode = status;
+            if (status == StatusCodes.Status413PayloadTooLarge)
+            {
+                // The unread body is not drained: tell the client this connection ends so it does not reuse it.
+                context.Response.Headers.Connection = "close";
+            }
+
             if (context.Request.Path.StartsWithSegments("/v2"))
             {
                 await context.Response.WriteAsJsonAsync(new KServeError(message), context.RequestAborted);

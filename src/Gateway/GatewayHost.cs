@@ -63,6 +63,7 @@ public static class GatewayHost
 
         var app = builder.Build();
         app.UseMiddleware<ApiErrorMiddleware>();
+        app.UseMiddleware<RequestSizeLimitMiddleware>();
         app.MapKServeHttp();
         app.MapModelManagement();
         app.MapGrpcService<KServeGrpcService>();

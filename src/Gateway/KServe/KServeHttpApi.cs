@@ -92,12 +92,6 @@ public static class KServeHttpApi
 
     private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
     {
-        if (request.ContentLength > maxBytes)
-        {
-            throw new ModelException(ModelErrorKind.PayloadTooLarge,
-                $"The request body of {request.ContentLength} bytes is larger than the {maxBytes} bytes the server accepts.");
-        }
-
         if (request.ContentLength is { } known)
         {
             var exact = new byte[known];

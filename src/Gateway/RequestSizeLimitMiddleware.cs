@@ -1,0 +1,33 @@
+using Carml.Orleans.Interfaces;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+
+namespace Carml.Orleans.Gateway;
+
+/// <summary>
+/// Applies <see cref="GatewayOptions.MaxRequestBytes"/>: a declared body over the limit is refused with 413 before it
+/// is read; a body without a declared length is cut by Kestrel at the limit (also 413). gRPC requests are exempt here
+/// because gRPC enforces the same limit per message and answers RESOURCE_EXHAUSTED, which its clients expect.
+/// </summary>
+public sealed class RequestSizeLimitMiddleware(RequestDelegate next, IOptions<GatewayOptions> options)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        var limit = options.Value.MaxRequestBytes;
+        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true)
+        {
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
+            {
+                feature.MaxRequestBodySize = null;
+            }
+        }
+        else if (context.Request.ContentLength > limit)
+        {
+            throw new ModelException(
+                ModelErrorKind.PayloadTooLarge,
+                $"The request body of {context.Request.ContentLength} bytes is larger than the {limit} bytes the server accepts (Carml:Gateway:MaxRequestBytes).");
+        }
+
+        return next(context);
+    }
+}
