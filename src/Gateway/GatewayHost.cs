@@ -54,6 +54,7 @@ public static class GatewayHost
             grpc.MaxSendMessageSize = options.MaxRequestBytes;
             grpc.Interceptors.Add<GrpcErrorInterceptor>();
         });
+        builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ModelRouter>();
         builder.Services.AddSingleton<ServerReadiness>();
@@ -67,6 +68,7 @@ public static class GatewayHost
         app.MapKServeHttp();
         app.MapModelManagement();
         app.MapGrpcService<KServeGrpcService>();
+        app.MapGrpcReflectionService();
         app.MapOpenApi();
         return app;
     }
