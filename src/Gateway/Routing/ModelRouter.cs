@@ -63,13 +63,16 @@ public sealed class ModelRouter(IGrainFactory grains, IOptions<GatewayOptions> o
         }
     }
 
-    /// <summary>Runs a request on the model's replica, forgetting stale routes when the model has gone.</summary>
-    public async Task<InferenceResponse> InferAsync(string name, string? version, InferenceRequest request)
+    /// <summary>
+    /// Runs a request on the model's replica, forgetting stale routes when the model has gone. The token (a gRPC
+    /// deadline or cancellation, an HTTP client going away) follows the request into the replica's queue.
+    /// </summary>
+    public async Task<InferenceResponse> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken = default)
     {
         var route = await ResolveAsync(name, version);
         try
         {
-            return await route.Replica.InferAsync(request);
+            return await route.Replica.InferAsync(request, cancellationToken);
         }
         catch (ModelException e) when (e.Kind == ModelErrorKind.NotFound)
         {
