@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Carml.Orleans.Core;
-using Carml.Orleans.Core.Batching;
 using Carml.Orleans.Interfaces;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -9,19 +8,22 @@ using Orleans.Concurrency;
 namespace Carml.Orleans.Grains;
 
 /// <summary>
-/// Holds the loaded ONNX Runtime session of one model version and its dynamic batcher. Reentrant: the grain's own
-/// bookkeeping runs on its single-threaded turn; requests wait in the batcher's queue (where a deadline or the caller's
-/// cancellation takes them out) and batches run on the thread pool. A session is disposed only after the requests
-/// using it have finished.
+/// Holds the loaded ONNX Runtime session of one model version and its dynamic batcher (a <see cref="LocalReplica"/>).
+/// Reentrant: the grain's own bookkeeping runs on its single-threaded turn; requests wait in the batcher's queue (where
+/// a deadline or the caller's cancellation takes them out) and batches run on the thread pool, or inline when the
+/// model's runs are shorter than a thread hop. The replica is published in the silo's <see cref="LocalReplicaDirectory"/>
+/// so a gateway in the same process reaches it without an Orleans message. A session is disposed only after the
+/// requests using it have finished.
 /// </summary>
 [Reentrant]
 public sealed partial class ModelReplicaGrain(
     ContentStore contentStore,
     IOptions<OnnxRuntimeOptions> runtimeOptions,
+    LocalReplicaDirectory directory,
     ILocalSiloDetails silo,
     ILogger<ModelReplicaGrain> logger) : Grain, IModelReplicaGrain
 {
-    private LoadedModel? _loaded;
+    private LocalReplica? _loaded;
     private Task<ReplicaInfo>? _loading;
 
     private ModelId Id => ModelId.Parse(this.GetPrimaryKeyString());
@@ -39,26 +41,19 @@ public sealed partial class ModelReplicaGrain(
     public async Task<InferenceResponse> InferAsync(InferenceRequest request, CancellationToken cancellationToken = default)
     {
         var loaded = _loaded ?? await LoadRegisteredAsync();
-        var rows = InferenceRequestValidator.Validate(loaded.Manifest, request);
-        TimeSpan? timeout = request.TimeoutMicroseconds > 0 ? TimeSpan.FromMicroseconds(request.TimeoutMicroseconds) : null;
+        loaded.Touch();
+        if (!loaded.TryAcquire())
+        {
+            throw new ModelException(ModelErrorKind.Unavailable, $"Model '{Id.Name}' version '{Id.Version}' is being reloaded; retry.");
+        }
 
-        loaded.InFlight++;
         try
         {
-            var result = await loaded.Batcher.EnqueueAsync(request, (int)rows, timeout, cancellationToken);
-            return new InferenceResponse(
-                loaded.Manifest.Name,
-                loaded.Manifest.Version,
-                result.Value,
-                new InferenceTimings(Microseconds(result.QueueTime), Microseconds(result.ComputeTime), result.BatchRows))
-            {
-                Id = request.Id,
-            };
+            return await loaded.InferAsync(request, cancellationToken);
         }
         finally
         {
-            loaded.InFlight--;
-            loaded.DisposeIfRetiredAndIdle();
+            loaded.Release();
         }
     }
 
@@ -69,6 +64,7 @@ public sealed partial class ModelReplicaGrain(
             return Task.FromResult(new ReplicaStatistics(0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
         }
 
+        loaded.Touch();
         var s = loaded.Batcher.GetStatistics();
         return Task.FromResult(new ReplicaStatistics(
             s.Requests, s.Batches, s.BatchedRequests, s.BatchedRows, s.MaxBatchRows, s.Rejected, s.Expired, s.Cancelled, s.Queued, s.Running));
@@ -87,7 +83,7 @@ public sealed partial class ModelReplicaGrain(
         return Task.CompletedTask;
     }
 
-    private async Task<LoadedModel> LoadRegisteredAsync()
+    private async Task<LocalReplica> LoadRegisteredAsync()
     {
         // First request after a restart: the model grain knows the registration and loads this replica.
         var status = await GrainFactory.GetGrain<IModelGrain>(Id.Key).EnsureLoadedAsync();
@@ -114,13 +110,8 @@ public sealed partial class ModelReplicaGrain(
             var session = await Task.Run(() => OnnxModelSession.Open(path, manifest, runtimeOptions.Value));
             var info = new ReplicaInfo(session.ExecutionProvider, silo.SiloAddress.ToString(), Stopwatch.GetElapsedTime(started));
             Retire();
-            var batcher = new DynamicBatcher<InferenceRequest, IReadOnlyList<InferenceTensor>>(
-                DynamicBatcherOptions.For(manifest, runtimeOptions.Value.ConcurrentRunsFor(manifest)),
-                requests => Task.Run(() => session.RunBatch(requests)),
-                OnnxModelSession.CanShareBatch,
-                TimeProvider.System,
-                $"model '{manifest.Name}' version '{manifest.Version}'");
-            _loaded = new LoadedModel(manifest, artifact, session, batcher, info);
+            _loaded = new LocalReplica(manifest, artifact, session, info, runtimeOptions.Value.ConcurrentRunsFor(manifest));
+            directory.Publish(this.GetPrimaryKeyString(), _loaded);
             LogLoaded(logger, this.GetPrimaryKeyString(), info.ExecutionProvider, info.LoadTime.TotalMilliseconds);
             return info;
         }
@@ -135,44 +126,11 @@ public sealed partial class ModelReplicaGrain(
         if (_loaded is { } loaded)
         {
             _loaded = null;
-            loaded.Retired = true;
-            loaded.DisposeIfRetiredAndIdle();
+            directory.Withdraw(this.GetPrimaryKeyString(), loaded);
+            loaded.Retire();
         }
     }
-
-    private static long Microseconds(TimeSpan time) => time.Ticks / TimeSpan.TicksPerMicrosecond;
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Replica {Replica} loaded on {Provider} in {LoadMs:F1} ms")]
     private static partial void LogLoaded(ILogger logger, string replica, string provider, double loadMs);
-
-    /// <summary>A session with the requests currently using it; touched only on the grain's turn.</summary>
-    private sealed class LoadedModel(
-        ModelManifest manifest,
-        ModelArtifact artifact,
-        OnnxModelSession session,
-        DynamicBatcher<InferenceRequest, IReadOnlyList<InferenceTensor>> batcher,
-        ReplicaInfo info)
-    {
-        public ModelManifest Manifest { get; } = manifest;
-        public ModelArtifact Artifact { get; } = artifact;
-        public OnnxModelSession Session { get; } = session;
-        public DynamicBatcher<InferenceRequest, IReadOnlyList<InferenceTensor>> Batcher { get; } = batcher;
-        public ReplicaInfo Info { get; } = info;
-        public int InFlight { get; set; }
-        public bool Retired { get; set; }
-
-        public void DisposeIfRetiredAndIdle()
-        {
-            if (Retired)
-            {
-                // Queued requests fail over (Unavailable); the session goes once the last running one is done.
-                Batcher.Dispose();
-            }
-
-            if (Retired && InFlight == 0)
-            {
-                Session.Dispose();
-            }
-        }
-    }
 }

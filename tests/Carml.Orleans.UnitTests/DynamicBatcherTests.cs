@@ -298,6 +298,27 @@ public sealed class DynamicBatcherTests : IDisposable
         Assert.Equal(3, disabled.MaxQueueSize);
     }
 
+    [Fact]
+    public async Task A_long_queue_behind_a_runtime_that_finishes_synchronously_drains_without_deepening_the_stack()
+    {
+        var first = new TaskCompletionSource<IReadOnlyList<string>>();
+        var runs = 0;
+        using var batcher = new DynamicBatcher<Item, string>(
+            new DynamicBatcherOptions { MaxBatchRows = 1 },
+            batch => Interlocked.Increment(ref runs) == 1 ? first.Task : Task.FromResult<IReadOnlyList<string>>([batch[0].Label]),
+            (a, b) => true,
+            _clock,
+            "model 'sync' version '1'");
+        _ = Enqueue(batcher, new Item("a", 1, "first"));
+        var queued = Enumerable.Range(0, 20_000).Select(i => Enqueue(batcher, new Item("a", 1, $"r{i}"))).ToArray();
+
+        first.SetResult(["first"]);
+
+        var results = await Task.WhenAll(queued).WaitAsync(Bounded, TestContext.Current.CancellationToken);
+        Assert.Equal("r19999", results[^1].Value);
+        Assert.Equal(20_001, runs);
+    }
+
     /// <summary>A runtime whose batches stay running until the test completes them.</summary>
     private sealed class FakeRuntime
     {

@@ -18,6 +18,12 @@ namespace Carml.Orleans.Core.Batching;
 /// </summary>
 public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
 {
+    [ThreadStatic]
+    private static Queue<(DynamicBatcher<TRequest, TResult>, Pending[])>? t_deferred;
+
+    [ThreadStatic]
+    private static bool t_dispatching;
+
     private readonly DynamicBatcherOptions _options;
     private readonly Func<IReadOnlyList<TRequest>, Task<IReadOnlyList<TResult>>> _execute;
     private readonly Func<TRequest, TRequest, bool> _compatible;
@@ -84,7 +90,11 @@ public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
         var pending = new Pending(this, request, rows, _time.GetTimestamp(), effectiveTimeout, cancellationToken);
         lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_disposed)
+            {
+                throw new ModelException(ModelErrorKind.Unavailable, $"{_name} was unloaded; retry.");
+            }
+
             if (_options.MaxQueueSize > 0 && _queue.Count >= _options.MaxQueueSize)
             {
                 _rejected++;
@@ -191,14 +201,46 @@ public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
             }
         }
 
-        if (batches is null)
+        if (batches is not null)
         {
+            Dispatch(batches);
+        }
+    }
+
+    /// <summary>
+    /// Starts batches. An executor may finish synchronously (a short model run inline on the caller's thread); the
+    /// completion then schedules the next batch on the same stack. Batches started while this thread is already
+    /// dispatching are deferred to the outermost call's loop, so a busy queue never deepens the stack.
+    /// </summary>
+    private void Dispatch(List<Pending[]> batches)
+    {
+        var deferred = t_deferred ??= new Queue<(DynamicBatcher<TRequest, TResult>, Pending[])>();
+        if (t_dispatching)
+        {
+            foreach (var batch in batches)
+            {
+                deferred.Enqueue((this, batch));
+            }
+
             return;
         }
 
-        foreach (var batch in batches)
+        t_dispatching = true;
+        try
         {
-            _ = RunAsync(batch);
+            foreach (var batch in batches)
+            {
+                _ = RunAsync(batch);
+            }
+
+            while (deferred.TryDequeue(out var next))
+            {
+                _ = next.Item1.RunAsync(next.Item2);
+            }
+        }
+        finally
+        {
+            t_dispatching = false;
         }
     }
 
