@@ -21,6 +21,8 @@ internal sealed class ServerProcess : IDisposable
 
     public Uri Grpc { get; }
 
+    public int ProcessId => _process.Id;
+
     /// <summary>Resident set size of the process now, in MiB (Linux /proc).</summary>
     public double ResidentMiB()
     {
@@ -45,7 +47,6 @@ internal sealed class ServerProcess : IDisposable
         start.Environment["Carml__Silo__GatewayPort"] = "0";
         start.Environment["Carml__Silo__DataDirectory"] = dataDirectory;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
-        start.Environment["DOTNET_gcServer"] = "0";
         return StartAsync(start, http, grpc);
     }
 
@@ -59,7 +60,6 @@ internal sealed class ServerProcess : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        start.Environment["DOTNET_gcServer"] = "0";
         return StartAsync(start, http, grpc);
     }
 

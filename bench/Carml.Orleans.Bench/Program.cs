@@ -10,9 +10,13 @@ using Carml.Orleans.Bench;
 //   dotnet run -c Release --project bench/Carml.Orleans.Bench -- suite [--models iris,mlp,resnet50]
 //     [--concurrency 1,4,16,64,128] [--rates 2000,4000] [--window 2] [--warmup 0.5] [--min-windows 3] [--max-windows 6]
 //     [--out bench/results]
+//   load           starts Carml standalone, registers one model, prints its process id and loads it for a while: for
+//                  profiling the server (dotnet-trace collect -p PID) under a steady closed loop.
 return args.Length > 0 && args[0] == "minimal-server"
     ? await MinimalServer.RunAsync(args[1..])
-    : await Suite.RunAsync(args.Length > 0 && args[0] == "suite" ? args[1..] : args);
+    : args.Length > 0 && args[0] == "load"
+        ? await Suite.LoadAsync(args[1..])
+        : await Suite.RunAsync(args.Length > 0 && args[0] == "suite" ? args[1..] : args);
 
 internal static class Cli
 {
@@ -104,14 +108,35 @@ internal static class Suite
         return 0;
     }
 
+    public static async Task<int> LoadAsync(string[] args)
+    {
+        var options = Cli.Parse(args);
+        var root = FindRoot();
+        var model = BenchModel.Create(root, new HashSet<string> { options.Get("model", "mlp") }, [1]).Single();
+        var work = Path.Combine(Path.GetTempPath(), "carml-load-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        using (var carml = await ServerProcess.StartCarmlAsync(root, work))
+        {
+            await carml.RegisterAsync(model);
+            Console.WriteLine($"PID {carml.ProcessId}");
+            using ITarget target = options.Get("protocol", "grpc") == "http"
+                ? new HttpBinaryTarget("carml HTTP", carml.Http, model, 1, (int)options.Number("concurrency", 16))
+                : new GrpcTarget("carml gRPC", carml.Grpc, model, 1);
+            var window = await LoadGenerator.ClosedLoopAsync(target, (int)options.Number("concurrency", 16), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(options.Number("seconds", 15)));
+            Console.WriteLine(Report.Line(new Measurement(model.Name, target.Name, "closed", options.Number("concurrency", 16), [window])));
+        }
+
+        Directory.Delete(work, recursive: true);
+        return 0;
+    }
+
     private static IReadOnlyList<BenchModel> BenchModels(string root, HashSet<string> names, SuiteSettings settings) =>
         BenchModel.Create(root, names, settings.Concurrency);
 
     private static void RunRaw(BenchModel model, Report report)
     {
         var heavy = model.Name == "resnet50";
-        var duration = TimeSpan.FromSeconds(heavy ? 4 : 2);
-        int[] batches = heavy ? [1, 4, 8, 16] : [1, 8, 32, 64];
+        var duration = TimeSpan.FromSeconds(heavy ? 6 : 2);
+        int[] batches = heavy ? [1, 8] : [1, 8, 32, 64];
         foreach (var batch in batches)
         {
             foreach (var callers in new[] { 1, 2 })
@@ -138,7 +163,9 @@ internal static class Suite
 
     private static async Task RunClosedLoopAsync(BenchModel model, ServerProcess carml, ServerProcess minimal, SuiteSettings settings, Report report)
     {
-        var window = model.Name == "resnet50" ? settings.Window * 2 : settings.Window;
+        var heavy = model.Name == "resnet50";
+        var window = heavy ? settings.Window * 2 : settings.Window;
+        var warmup = heavy ? settings.Warmup * 6 : settings.Warmup;
         foreach (var concurrency in model.Concurrency)
         {
             using var targets = new TargetSet(
@@ -146,7 +173,7 @@ internal static class Suite
                 new GrpcTarget("carml gRPC", carml.Grpc, model, 1),
                 new HttpBinaryTarget("minimal HTTP", minimal.Http, model, 1, concurrency),
                 new HttpBinaryTarget("carml HTTP", carml.Http, model, 1, concurrency));
-            var windows = await AlternateAsync(targets.Items, settings, t => LoadGenerator.ClosedLoopAsync(t, concurrency, settings.Warmup, window));
+            var windows = await AlternateAsync(targets.Items, settings, t => LoadGenerator.ClosedLoopAsync(t, concurrency, warmup, window));
             foreach (var (target, list) in windows)
             {
                 var measurement = new Measurement(model.Name, target, "closed", concurrency, list);
