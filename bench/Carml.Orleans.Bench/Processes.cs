@@ -66,7 +66,13 @@ internal sealed class ServerProcess : IDisposable
     private static async Task<ServerProcess> StartAsync(ProcessStartInfo start, int httpPort, int grpcPort)
     {
         var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
-        process.OutputDataReceived += (_, _) => { };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null && !e.Data.StartsWith("minimal-server ready", StringComparison.Ordinal))
+            {
+                Console.Error.WriteLine($"[{process.Id}] {e.Data}");
+            }
+        };
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is not null)
@@ -125,6 +131,11 @@ internal sealed class ServerProcess : IDisposable
             throw new InvalidOperationException($"Registering {model.Name} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
         }
     }
+
+    /// <summary>Whether the server is still running (a crash shows as connection errors; this says which).</summary>
+    public bool HasExited => _process.HasExited;
+
+    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
 
     public void Dispose()
     {

@@ -173,7 +173,12 @@ internal static class Suite
                 new GrpcTarget("carml gRPC", carml.Grpc, model, 1),
                 new HttpBinaryTarget("minimal HTTP", minimal.Http, model, 1, concurrency),
                 new HttpBinaryTarget("carml HTTP", carml.Http, model, 1, concurrency));
-            var windows = await AlternateAsync(targets.Items, settings, t => LoadGenerator.ClosedLoopAsync(t, concurrency, warmup, window));
+            var windows = await AlternateAsync(targets.Items, settings, async t =>
+            {
+                var result = await LoadGenerator.ClosedLoopAsync(t, concurrency, warmup, window);
+                EnsureRunning(carml, minimal);
+                return result;
+            });
             foreach (var (target, list) in windows)
             {
                 var measurement = new Measurement(model.Name, target, "closed", concurrency, list);
@@ -222,6 +227,15 @@ internal static class Suite
         }
 
         return results;
+    }
+
+    private static void EnsureRunning(ServerProcess carml, ServerProcess minimal)
+    {
+        if (carml.HasExited || minimal.HasExited)
+        {
+            throw new InvalidOperationException(
+                $"A server exited during the run (Carml: {carml.ExitCode?.ToString(CultureInfo.InvariantCulture) ?? "running"}, minimal: {minimal.ExitCode?.ToString(CultureInfo.InvariantCulture) ?? "running"}); its last output is above.");
+        }
     }
 
     private static bool Stable(List<Window> windows, SuiteSettings settings)
