@@ -103,56 +103,48 @@ internal static class LoadGenerator
     }
 
     /// <summary>
-    /// Sends requests at <paramref name="rate"/> per second regardless of answers (no coordinated omission: latency
-    /// counts from when a request was due, so a stalled server shows up as latency, not as a slower send rate).
+    /// Sends requests at <paramref name="rate"/> per second whether or not earlier ones were answered (a stalled server
+    /// shows up as latency and requests in flight, not as a slower send rate). A 1 ms periodic timer releases every
+    /// request that has come due, so the sender never spins on a core the servers need; latency counts from the send.
     /// </summary>
     public static async Task<Window> OpenLoopAsync(ITarget target, double rate, TimeSpan warmup, TimeSpan window)
     {
         var recorder = new Recorder();
-        var interval = Stopwatch.Frequency / rate;
         var begin = Stopwatch.GetTimestamp();
         var measureFrom = begin + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
         var end = measureFrom + (long)(window.TotalSeconds * Stopwatch.Frequency);
         var inFlight = new List<Task>();
         long sent = 0;
+        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(1));
         while (true)
         {
-            var due = begin + (long)(sent * interval);
-            if (due >= end)
+            var now = Stopwatch.GetTimestamp();
+            if (now >= end)
             {
                 break;
             }
 
-            var now = Stopwatch.GetTimestamp();
-            if (due > now)
+            var due = (long)((now - begin) * rate / Stopwatch.Frequency);
+            for (; sent < due; sent++)
             {
-                var wait = TimeSpan.FromSeconds((double)(due - now) / Stopwatch.Frequency);
-                if (wait > TimeSpan.FromMilliseconds(1))
-                {
-                    await Task.Delay(wait);
-                }
-                else
-                {
-                    Thread.SpinWait(20);
-                    continue;
-                }
+                inFlight.Add(SendOneAsync(target, now >= measureFrom, recorder));
             }
 
-            sent++;
-            var record = due >= measureFrom;
-            inFlight.Add(SendOneAsync(target, due, record, recorder));
             if (inFlight.Count > 4096)
             {
                 inFlight.RemoveAll(t => t.IsCompleted);
             }
+
+            await tick.WaitForNextTickAsync();
         }
 
         await Task.WhenAll(inFlight);
         return Recorder.Merge([recorder], window.TotalSeconds);
     }
 
-    private static async Task SendOneAsync(ITarget target, long due, bool record, Recorder recorder)
+    private static async Task SendOneAsync(ITarget target, bool record, Recorder recorder)
     {
+        var start = Stopwatch.GetTimestamp();
         try
         {
             var split = await target.SendAsync(CancellationToken.None);
@@ -160,7 +152,7 @@ internal static class LoadGenerator
             {
                 lock (recorder)
                 {
-                    recorder.Add(Stopwatch.GetTimestamp() - due, split);
+                    recorder.Add(Stopwatch.GetTimestamp() - start, split);
                 }
             }
         }

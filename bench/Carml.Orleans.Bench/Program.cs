@@ -65,7 +65,7 @@ internal static class Suite
         var names = options.Get("models", "iris,mlp,resnet50").Split(',').ToHashSet(StringComparer.Ordinal);
         var output = Path.GetFullPath(options.Get("out", Path.Combine(root, "bench", "results")));
         Directory.CreateDirectory(output);
-        var work = Path.Combine(Path.GetTempPath(), "carml-bench-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        var work = Path.Combine(Path.GetTempPath(), "cob-perf-suite-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         Directory.CreateDirectory(Path.Combine(work, "models"));
 
         var machine = Machine.Describe();
@@ -113,7 +113,7 @@ internal static class Suite
         var options = Cli.Parse(args);
         var root = FindRoot();
         var model = BenchModel.Create(root, new HashSet<string> { options.Get("model", "mlp") }, [1]).Single();
-        var work = Path.Combine(Path.GetTempPath(), "carml-load-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        var work = Path.Combine(Path.GetTempPath(), "cob-perf-load-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         using (var carml = await ServerProcess.StartCarmlAsync(root, work))
         {
             await carml.RegisterAsync(model);

@@ -74,7 +74,7 @@ internal sealed class Report(string machine, SuiteSettings settings)
         if (Open.Count > 0)
         {
             md.AppendLine();
-            md.AppendLine("### Open loop (fixed request rate; latency counted from when each request was due)");
+            md.AppendLine("### Open loop (fixed request rate, released by a 1 ms timer; latency counted from each send)");
             md.AppendLine();
             md.AppendLine("| model | target | offered req/s | served req/s | ×(b) | p50 µs | p90 µs | p95 µs | p99 µs | server queue µs | server compute µs | mean batch | windows (spread) | errors |");
             md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
