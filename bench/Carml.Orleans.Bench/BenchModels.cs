@@ -27,7 +27,7 @@ internal sealed record BenchModel(string Name, byte[] Onnx, string InputName, lo
     public long[] Shape(int rows) => [rows, .. RowShape];
 
     /// <summary>The models of the issue: the Iris sample, a 256-512-10 MLP and a ResNet-50-shaped graph.</summary>
-    public static IReadOnlyList<BenchModel> Create(string repositoryRoot, IReadOnlySet<string> names, int[] concurrency)
+    public static IReadOnlyList<BenchModel> Create(string repositoryRoot, IReadOnlySet<string> names, int[] concurrency, string resnetRuntime = DefaultResNetRuntime)
     {
         var models = new List<BenchModel>();
         if (names.Contains("iris"))
@@ -53,13 +53,16 @@ internal sealed record BenchModel(string Name, byte[] Onnx, string InputName, lo
                 inputs: [{name: input, datatype: FP32, shape: [-1, 3, 224, 224]}]
                 outputs: [{name: output, datatype: FP32, shape: [-1, 1000]}]
                 dynamic_batching: {max_queue_delay_microseconds: 0}
-                runtime: {intra_op_threads: 1, max_concurrent_runs: 2}
-                """;
+
+                """ + $"runtime: {resnetRuntime}\n";
             models.Add(new BenchModel("resnet50", resnet, "input", [3, 224, 224], manifest, [.. concurrency.Where(c => c <= 16)]));
         }
 
         return models;
     }
+
+    /// <summary>Two single-threaded runs at once: both cores, batches formed from what queues meanwhile.</summary>
+    public const string DefaultResNetRuntime = "{intra_op_threads: 1, max_concurrent_runs: 2}";
 
     private static string SmallManifest(string name, string input, int width, (string Name, string Datatype, long Width)[] outputs) =>
         string.Create(CultureInfo.InvariantCulture, $$"""

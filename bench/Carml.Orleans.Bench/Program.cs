@@ -9,7 +9,7 @@ using Carml.Orleans.Bench;
 // Usage: bash bench/run.sh [suite options], or
 //   dotnet run -c Release --project bench/Carml.Orleans.Bench -- suite [--models iris,mlp,resnet50]
 //     [--concurrency 1,4,16,64,128] [--rates 2000,4000] [--window 2] [--warmup 0.5] [--min-windows 3] [--max-windows 6]
-//     [--out bench/results]
+//     [--out bench/results] [--resnet-runtime "{intra_op_threads: 2, max_concurrent_runs: 1}"]
 //   load           starts Carml standalone, registers one model, prints its process id and loads it for a while: for
 //                  profiling the server (dotnet-trace collect -p PID) under a steady closed loop.
 return args.Length > 0 && args[0] == "minimal-server"
@@ -70,7 +70,7 @@ internal static class Suite
 
         var machine = Machine.Describe();
         Console.WriteLine(machine);
-        var models = BenchModels(root, names, settings);
+        var models = BenchModel.Create(root, names, settings.Concurrency, options.Get("resnet-runtime", BenchModel.DefaultResNetRuntime));
         foreach (var model in models)
         {
             await File.WriteAllBytesAsync(Path.Combine(work, "models", model.Name + ".onnx"), model.Onnx);
@@ -128,9 +128,6 @@ internal static class Suite
         Directory.Delete(work, recursive: true);
         return 0;
     }
-
-    private static IReadOnlyList<BenchModel> BenchModels(string root, HashSet<string> names, SuiteSettings settings) =>
-        BenchModel.Create(root, names, settings.Concurrency);
 
     private static void RunRaw(BenchModel model, Report report)
     {

@@ -48,7 +48,7 @@ internal sealed class Report(string machine, SuiteSettings settings)
     private string Markdown()
     {
         var md = new StringBuilder();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {machine}. Windows of {settings.Window.TotalSeconds:0.#} s (ResNet-50: twice that) after {settings.Warmup.TotalSeconds:0.#} s warm-up, targets alternating, {settings.MinWindows}-{settings.MaxWindows} windows until the last {settings.MinWindows} agree within {settings.StableSpread:P0}.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {machine}. Windows of {settings.Window.TotalSeconds:0.#} s after {settings.Warmup.TotalSeconds:0.#} s warm-up (ResNet-50: twice the window, six times the warm-up), targets alternating, {settings.MinWindows}-{settings.MaxWindows} windows until the last {settings.MinWindows} agree within {settings.StableSpread:P0}.");
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Carml standalone resident set, idle with the sample model: {CarmlIdleResidentMiB:F0} MiB.");
         md.AppendLine();
@@ -58,7 +58,7 @@ internal sealed class Report(string machine, SuiteSettings settings)
         md.AppendLine("|---|---|---|---|---|---|---|");
         foreach (var r in Raw)
         {
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {r.Model} | {r.Batch} | {r.Callers} | {r.IntraOpThreads} | {r.RunsPerSecond:F0} | {r.SamplesPerSecond:F0} | {r.P50Microseconds:F0} |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {r.Model} | {r.Batch} | {r.Callers} | {r.IntraOpThreads} | {Rate(r.RunsPerSecond)} | {Rate(r.SamplesPerSecond)} | {r.P50Microseconds:F0} |");
         }
 
         md.AppendLine();
@@ -87,13 +87,16 @@ internal sealed class Report(string machine, SuiteSettings settings)
         return md.ToString();
     }
 
+    /// <summary>Whole numbers for fast targets, one decimal where a model runs only a few times a second.</summary>
+    private static string Rate(double perSecond) => perSecond.ToString(perSecond < 100 ? "F1" : "F0", CultureInfo.InvariantCulture);
+
     private static string Row(Measurement m, List<Measurement> all)
     {
         var protocol = m.Target.Split(' ')[1];
         var baseline = all.FirstOrDefault(b => b.Model == m.Model && b.Load == m.Load && b.Target == $"minimal {protocol}");
         var ratio = baseline is null || baseline.Throughput == 0 ? "" : (m.Throughput / baseline.Throughput).ToString("F2", CultureInfo.InvariantCulture);
         return string.Create(CultureInfo.InvariantCulture,
-            $"| {m.Model} | {m.Target} | {m.Load} | {m.Throughput:F0} | {ratio} | {m.PercentileMicroseconds(0.5):F0} | {m.PercentileMicroseconds(0.9):F0} | {m.PercentileMicroseconds(0.95):F0} | {m.PercentileMicroseconds(0.99):F0} | {m.QueueMicroseconds:F0} | {m.ComputeMicroseconds:F0} | {m.BatchSize:F1} | {m.Windows.Count} ({m.Spread:P0}) | {m.Errors} |");
+            $"| {m.Model} | {m.Target} | {m.Load} | {Rate(m.Throughput)} | {ratio} | {m.PercentileMicroseconds(0.5):F0} | {m.PercentileMicroseconds(0.9):F0} | {m.PercentileMicroseconds(0.95):F0} | {m.PercentileMicroseconds(0.99):F0} | {m.QueueMicroseconds:F0} | {m.ComputeMicroseconds:F0} | {m.BatchSize:F1} | {m.Windows.Count} ({m.Spread:P0}) | {m.Errors} |");
     }
 }
 
