@@ -119,6 +119,67 @@ public sealed class BatchingAndDeadlineTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task A_batch_of_a_model_with_five_outputs_of_mixed_types_gives_each_request_its_own_rows()
+    {
+        const string model = "typed-batched";
+        await ModelRegistration.RegisterAsync(
+            fixture.Gateway.Http,
+            TestModels.TypedManifest(model) + "\ndynamic_batching: {max_queue_delay_microseconds: 2000000, preferred_batch_size: [6]}\nruntime: {max_concurrent_runs: 1}\n",
+            // Bytes of its own (a second doc_string field, which protobuf merges), so the shared content store does not
+            // hold the plain typed model that other tests expect absent.
+            [.. TestModels.TypedModel(), 0x32, 7, .. System.Text.Encoding.UTF8.GetBytes("batched")]);
+
+        // Three requests of 1, 2 and 3 rows: one batch of 6 rows.
+        var sizes = new[] { 1, 2, 3 };
+        var responses = await Task.WhenAll(sizes.Select((rows, r) =>
+            Grpc.ModelInferAsync(TypedRequest(model, rows, offset: r * 10), cancellationToken: Ct).ResponseAsync));
+
+        for (var r = 0; r < sizes.Length; r++)
+        {
+            var rows = sizes[r];
+            var offset = r * 10;
+            var response = responses[r];
+            Assert.Equal(6, response.Parameters["batch_size"].Int64Param);
+            var outputs = response.Outputs.Select((o, i) => (o.Name, o.Shape, Data: response.RawOutputContents[i].ToByteArray())).ToDictionary(o => o.Name);
+            Assert.Equal(Enumerable.Range(0, rows * 2).Select(i => 2.0 * (offset + i)), MemoryMarshal.Cast<byte, double>(outputs["f64_out"].Data).ToArray());
+            Assert.Equal(Enumerable.Range(0, rows).Select(i => offset + i + 1), MemoryMarshal.Cast<byte, int>(outputs["i32_out"].Data).ToArray());
+            Assert.Equal(Enumerable.Range(0, rows).Select(i => -(long)(offset + i)), MemoryMarshal.Cast<byte, long>(outputs["i64_out"].Data).ToArray());
+            Assert.Equal(Enumerable.Range(0, rows * 3).Select(i => (byte)(offset + i)), outputs["u8_out"].Data);
+            Assert.Equal(Enumerable.Range(0, rows).Select(i => (byte)((offset + i) % 2 == 0 ? 1 : 0)), outputs["flag_out"].Data);
+            Assert.Equal([(long)rows, 3L], outputs["u8_out"].Shape);
+            Assert.Equal([(long)rows], outputs["flag_out"].Shape);
+        }
+
+        Assert.Equal(1, (await StatisticsAsync(model)).Batches);
+    }
+
+    /// <summary>A request for <see cref="TestModels.TypedModel"/> with rows numbered from <paramref name="offset"/>.</summary>
+    private static ModelInferRequest TypedRequest(string model, int rows, int offset)
+    {
+        var f64 = Enumerable.Range(0, rows * 2).Select(i => (double)(offset + i)).ToArray();
+        var i32 = Enumerable.Range(0, rows).Select(i => offset + i).ToArray();
+        var i64 = Enumerable.Range(0, rows).Select(i => (long)(offset + i)).ToArray();
+        var u8 = Enumerable.Range(0, rows * 3).Select(i => (byte)(offset + i)).ToArray();
+        var flag = Enumerable.Range(0, rows).Select(i => (byte)((offset + i) % 2)).ToArray();
+        ModelInferRequest.Types.InferInputTensor Input(string name, string datatype, params long[] shape) =>
+            new() { Name = name, Datatype = datatype, Shape = { shape } };
+        return new ModelInferRequest
+        {
+            ModelName = model,
+            Inputs =
+            {
+                Input("f64", "FP64", rows, 2), Input("i32", "INT32", rows), Input("i64", "INT64", rows),
+                Input("u8", "UINT8", rows, 3), Input("flag", "BOOL", rows),
+            },
+            RawInputContents =
+            {
+                ByteString.CopyFrom(MemoryMarshal.AsBytes(f64.AsSpan())), ByteString.CopyFrom(MemoryMarshal.AsBytes(i32.AsSpan())),
+                ByteString.CopyFrom(MemoryMarshal.AsBytes(i64.AsSpan())), ByteString.CopyFrom(u8), ByteString.CopyFrom(flag),
+            },
+        };
+    }
+
+    [Fact]
     public async Task Http_responses_carry_the_queue_and_compute_split()
     {
         using var response = await fixture.Gateway.Http.PostJsonAsync("/v2/models/iris/infer",
