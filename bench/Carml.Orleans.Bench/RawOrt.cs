@@ -87,3 +87,81 @@ internal static class RawOrt
         return new RawResult(model.Name, batch, callers, intraOpThreads, runs / seconds, runs * batch / seconds, p50);
     }
 }
+
+/// <summary>
+/// One session kept open across windows, so raw ORT can take its turn in the same rotation as the servers. A window
+/// counts images (batch × runs), so its throughput compares with requests of one image.
+/// </summary>
+internal sealed class RawOrtSession : IDisposable
+{
+    private readonly BenchModel _model;
+    private readonly Microsoft.ML.OnnxRuntime.SessionOptions _options;
+    private readonly InferenceSession _session;
+    private readonly string[] _outputNames;
+
+    public RawOrtSession(BenchModel model, int intraOpThreads)
+    {
+        _model = model;
+        _options = new Microsoft.ML.OnnxRuntime.SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = intraOpThreads,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        };
+        _session = new InferenceSession(model.Onnx, _options);
+        _outputNames = [.. _session.OutputMetadata.Keys];
+    }
+
+    public Window Window(int batch, int callers, TimeSpan duration)
+    {
+        var latencies = new List<long>[callers];
+        var stop = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var begin = Stopwatch.GetTimestamp();
+        var threads = Enumerable.Range(0, callers).Select(c =>
+        {
+            latencies[c] = [];
+            var thread = new Thread(() =>
+            {
+                var data = new float[batch * _model.RowElements];
+                for (var i = 0; i < data.Length; i++)
+                {
+                    data[i] = (i % 1000) / 1000f;
+                }
+
+                using var input = OrtValue.CreateTensorValueFromMemory(data, _model.Shape(batch));
+                using var runOptions = new RunOptions();
+                var inputs = new[] { input };
+                var names = new[] { _model.InputName };
+                while (Stopwatch.GetTimestamp() < stop)
+                {
+                    var start = Stopwatch.GetTimestamp();
+                    using (_session.Run(runOptions, names, inputs, _outputNames))
+                    {
+                    }
+
+                    var elapsed = Stopwatch.GetTimestamp() - start;
+                    for (var i = 0; i < batch; i++)
+                    {
+                        latencies[c].Add(elapsed);
+                    }
+                }
+            }) { IsBackground = true };
+            thread.Start();
+            return thread;
+        }).ToArray();
+        foreach (var thread in threads)
+        {
+            thread.Join();
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(begin).TotalSeconds;
+        return new Window(seconds, [.. latencies.SelectMany(l => l)], 0, 0, 0, batch, null);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _options.Dispose();
+    }
+}

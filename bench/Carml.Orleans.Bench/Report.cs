@@ -92,7 +92,7 @@ internal sealed class Report(string machine, SuiteSettings settings)
 
     private static string Row(Measurement m, List<Measurement> all)
     {
-        var protocol = m.Target.Split(' ')[1];
+        var protocol = m.Target.Split(' ')[1].TrimEnd(',');
         var baseline = all.FirstOrDefault(b => b.Model == m.Model && b.Load == m.Load && b.Target == $"minimal {protocol}");
         var ratio = baseline is null || baseline.Throughput == 0 ? "" : (m.Throughput / baseline.Throughput).ToString("F2", CultureInfo.InvariantCulture);
         return string.Create(CultureInfo.InvariantCulture,
