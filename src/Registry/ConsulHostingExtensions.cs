@@ -55,6 +55,15 @@ public static class ConsulHostingExtensions
         return services;
     }
 
+    /// <summary>Adds <see cref="IRegistry"/> on Consul whatever <c>Carml:Registry:Provider</c> says (cluster mode).</summary>
+    public static IServiceCollection AddConsulRegistry(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddConsulClient(configuration);
+        services.AddOptions<RegistryOptions>().Bind(configuration.GetSection(RegistryOptions.Section));
+        services.TryAddSingleton<IRegistry, ConsulRegistry>();
+        return services;
+    }
+
     /// <summary>Silos: keep the Orleans membership table in Consul (<c>Carml:Consul</c>, <c>Carml:Consul:Clustering</c>).</summary>
     public static ISiloBuilder UseConsulClustering(this ISiloBuilder builder, IConfiguration configuration, Action<ConsulClusteringOptions>? configure = null)
     {

@@ -1,8 +1,12 @@
+using System.Net;
 using Carml.Orleans.Core;
 using Carml.Orleans.Grains;
+using Carml.Orleans.Registry;
+using Carml.Orleans.Registry.Catalog;
 using Carml.Orleans.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
 
 namespace Carml.Orleans.Silo;
 
@@ -23,6 +27,37 @@ public static class CarmlSiloBuilderExtensions
             gatewayPort: FreePort.Resolve(options.GatewayPort),
             serviceId: options.ServiceId,
             clusterId: options.ClusterId);
+        silo.AddSqliteGrainStorage(StorageNames.Models, o => o.DatabasePath = Path.Combine(dataDirectory, "carml.db"));
+        silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
+        silo.Services.AddCarmlGrainServices(configuration);
+        return silo;
+    }
+
+    /// <summary>
+    /// Configures a silo of a cluster: membership in Consul (<c>Carml:Consul</c>), the <c>carml-silo</c> catalog entry,
+    /// endpoints on <see cref="CarmlSiloOptions.AdvertisedAddress"/>, and the model grains' services. Interim storage until
+    /// the PostgreSQL work: every silo of the cluster must share the same SQLite file (WAL mode, one host) and content-store
+    /// directory, i.e. the same <see cref="CarmlSiloOptions.DataDirectory"/> (or <c>Carml:ContentStore:Root</c>).
+    /// </summary>
+    public static ISiloBuilder UseCarmlCluster(this ISiloBuilder silo, IConfiguration configuration)
+    {
+        var options = configuration.GetSection(CarmlSiloOptions.Section).Get<CarmlSiloOptions>() ?? new CarmlSiloOptions();
+        var dataDirectory = Path.GetFullPath(options.DataDirectory);
+        Directory.CreateDirectory(dataDirectory);
+        if (!IPAddress.TryParse(options.AdvertisedAddress, out var advertised))
+        {
+            throw new InvalidOperationException($"Carml:Silo:AdvertisedAddress '{options.AdvertisedAddress}' is not an IP address.");
+        }
+
+        silo.Configure<ClusterOptions>(cluster =>
+        {
+            cluster.ClusterId = options.ClusterId;
+            cluster.ServiceId = options.ServiceId;
+        });
+        silo.ConfigureEndpoints(advertised, FreePort.Resolve(options.SiloPort), FreePort.Resolve(options.GatewayPort), options.ListenOnAnyHostAddress);
+        silo.UseConsulClustering(configuration);
+        silo.Services.AddConsulRegistry(configuration);
+        silo.Services.AddCarmlSiloCatalog(configuration);
         silo.AddSqliteGrainStorage(StorageNames.Models, o => o.DatabasePath = Path.Combine(dataDirectory, "carml.db"));
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.AddCarmlGrainServices(configuration);
