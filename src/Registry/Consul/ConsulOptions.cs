@@ -40,11 +40,15 @@ public sealed class ConsulOptions
     public TimeSpan MinimumWatchInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Fills unset values from the environment and normalises the address.</summary>
-    public void ApplyEnvironment()
+    public void ApplyEnvironment() => ApplyEnvironment(Environment.GetEnvironmentVariable);
+
+    /// <summary>Fills unset values from <paramref name="variable"/> (the environment) and normalises the address.</summary>
+    public void ApplyEnvironment(Func<string, string?> variable)
     {
+        ArgumentNullException.ThrowIfNull(variable);
         if (string.IsNullOrWhiteSpace(Address))
         {
-            Address = Environment.GetEnvironmentVariable(AddressVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultAddress;
+            Address = variable(AddressVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultAddress;
         }
 
         if (!Address.Contains("://", StringComparison.Ordinal))
@@ -52,7 +56,7 @@ public sealed class ConsulOptions
             Address = "http://" + Address;
         }
 
-        if (string.IsNullOrEmpty(Token) && Environment.GetEnvironmentVariable(TokenVariable) is { Length: > 0 } token)
+        if (string.IsNullOrEmpty(Token) && variable(TokenVariable) is { Length: > 0 } token)
         {
             Token = token;
         }
