@@ -30,7 +30,8 @@ public static class ConsulHostingExtensions
             .Validate(o => o.Validate().Count == 0, "Carml:Consul is not valid: check Address (an http(s) URL), RequestTimeout and BlockingWait.")
             .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
-        services.AddHttpClient<ConsulClient>();
+        // The client logs its own retries and failures; the factory's per-request logs would only add noise.
+        services.AddHttpClient<ConsulClient>().RemoveAllLoggers();
         return services;
     }
 
