@@ -211,7 +211,7 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
         var manifest = TestModels.TypedManifest("mismatch")
             .Replace("{name: f64, datatype: FP64, shape: [-1, 2]}", "{name: f64, datatype: FP32, shape: [-1, 3]}", StringComparison.Ordinal)
             .Replace("{name: flag_out, datatype: BOOL, shape: [-1]}", "{name: missing_out, datatype: BOOL, shape: [-1]}", StringComparison.Ordinal);
-        var model = TestModels.TypedModel();
+        var model = TestModels.TypedModel($"mismatch_{Guid.NewGuid():N}");
 
         var response = await Http.PostAsync("/api/models", ModelRegistration.Multipart(manifest, model), Ct);
 
