@@ -4,6 +4,7 @@ using Carml.Orleans.Gateway.KServe;
 using Carml.Orleans.Gateway.Management;
 using Carml.Orleans.Gateway.Routing;
 using Carml.Orleans.Gateway.Standalone;
+using Carml.Orleans.Gateway.Uploads;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Silo;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -61,12 +62,16 @@ public static class GatewayHost
         builder.Services.AddSingleton<KServeServer>();
         builder.Services.AddOptions<SampleModelOptions>().Bind(builder.Configuration.GetSection(SampleModelOptions.Section));
         builder.Services.AddHostedService<StandaloneStartup>();
+        builder.Services.AddHostedService<UploadPurgeService>();
 
         var app = builder.Build();
         app.UseMiddleware<ApiErrorMiddleware>();
         app.UseMiddleware<RequestSizeLimitMiddleware>();
+        app.UseHttpMethodOverride(); // tus clients behind proxies that block PATCH/DELETE send X-HTTP-Method-Override
+        app.UseRouting();
         app.MapKServeHttp();
         app.MapModelManagement();
+        app.MapTusUploads();
         app.MapGrpcService<KServeGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();
