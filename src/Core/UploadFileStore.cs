@@ -6,6 +6,9 @@ public sealed class UploadOptions
 {
     public const string Section = "Carml:Uploads";
 
+    /// <summary>Key of the <see cref="TimeProvider"/> that decides upload expiry (tests replace it with a manual clock).</summary>
+    public const string ClockKey = "carml-uploads";
+
     /// <summary>Directory for partial uploads; every gateway must see the same one so uploads can move between them.</summary>
     public string Root { get; set; } = "uploads";
 

@@ -8,6 +8,7 @@ using Carml.Orleans.Gateway.Uploads;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Silo;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Carml.Orleans.Gateway;
 
@@ -56,7 +57,7 @@ public static class GatewayHost
             grpc.Interceptors.Add<GrpcErrorInterceptor>();
         });
         builder.Services.AddGrpcReflection();
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ModelRouter>();
         builder.Services.AddSingleton<ServerReadiness>();
         builder.Services.AddSingleton<KServeServer>();

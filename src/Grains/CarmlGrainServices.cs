@@ -17,7 +17,7 @@ public static class CarmlGrainServices
             .ValidateOnStart();
         services.TryAddContentStore(configuration);
         services.TryAddUploadStore(configuration);
-        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
         return services;
     }
 

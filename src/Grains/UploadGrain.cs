@@ -1,5 +1,6 @@
 using Carml.Orleans.Core;
 using Carml.Orleans.Interfaces;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -20,7 +21,7 @@ public sealed partial class UploadGrain(
     [PersistentState("upload", StorageNames.Models)] IPersistentState<UploadGrainState> state,
     UploadFileStore files,
     IOptions<UploadOptions> options,
-    TimeProvider time,
+    [FromKeyedServices(UploadOptions.ClockKey)] TimeProvider time,
     ILogger<UploadGrain> logger) : Grain, IUploadGrain
 {
     private (Guid Token, DateTimeOffset Since)? _lease;

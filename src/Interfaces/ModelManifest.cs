@@ -32,13 +32,17 @@ public sealed record TensorSpec(
     [property: Id(1)] TensorDatatype Datatype,
     [property: Id(2)] IReadOnlyList<long> Shape);
 
-/// <summary>Where the model file comes from: a path relative to the manifest, or a stored artifact's SHA-256.</summary>
+/// <summary>
+/// Where the model file comes from: a path relative to the manifest (informational), a stored artifact's SHA-256, or
+/// a completed tus upload's id.
+/// </summary>
 [GenerateSerializer, Immutable]
 [Alias("carml.ModelSource")]
 public sealed record ModelSource
 {
     [Id(0)] public string? Path { get; init; }
     [Id(1)] public string? Sha256 { get; init; }
+    [Id(2)] public string? Upload { get; init; }
 }
 
 public static class ModelFrameworks

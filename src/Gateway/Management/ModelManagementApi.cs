@@ -62,8 +62,8 @@ public static class ModelManagementApi
             }
 
             var manifest = ManifestReader.Parse(manifestText);
-            var artifact = ResolveArtifact(manifest, uploaded, store);
-            manifest = manifest with { Source = new ModelSource { Path = manifest.Source.Path, Sha256 = artifact.Sha256 } };
+            var artifact = await ResolveArtifactAsync(manifest, uploaded, store, grains);
+            manifest = manifest with { Source = manifest.Source with { Sha256 = artifact.Sha256 } };
 
             var status = await grains.GetGrain<IModelGrain>(manifest.Id.Key).RegisterAsync(manifest, artifact);
             router.Invalidate(manifest.Name);
@@ -80,9 +80,31 @@ public static class ModelManagementApi
         }
     }
 
-    private static ModelArtifact ResolveArtifact(ModelManifest manifest, StoredContent? uploaded, ContentStore store)
+    private static async Task<ModelArtifact> ResolveArtifactAsync(ModelManifest manifest, StoredContent? uploaded, ContentStore store, IGrainFactory grains)
     {
         var declared = manifest.Source.Sha256;
+        if (manifest.Source.Upload is { } uploadId)
+        {
+            if (uploaded is not null || declared is not null)
+            {
+                throw ModelException.InvalidArgument("source.upload names the model file; do not also send a 'model' part or source.sha256.");
+            }
+
+            var upload = UploadFileStore.IsUploadId(uploadId) ? await grains.GetGrain<IUploadGrain>(uploadId).GetAsync() : null;
+            if (upload is null || upload.State is UploadState.Terminated)
+            {
+                throw ModelException.InvalidArgument($"source.upload {uploadId} is not an upload this server knows.");
+            }
+
+            if (upload.State != UploadState.Completed || upload.Sha256 is null)
+            {
+                throw ModelException.InvalidArgument(
+                    $"source.upload {uploadId} is {upload.State.ToString().ToLowerInvariant()} with {upload.Offset} of {upload.Length?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"} bytes; finish the upload first.");
+            }
+
+            declared = upload.Sha256;
+        }
+
         if (uploaded is not null)
         {
             if (declared is not null && declared != uploaded.Sha256)

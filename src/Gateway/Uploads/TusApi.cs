@@ -60,7 +60,8 @@ public static partial class TusApi
     }
 
     private static async Task<IResult> CreateAsync(
-        HttpContext context, IGrainFactory grains, UploadFileStore files, ContentStore store, IOptions<UploadOptions> options, TimeProvider time)
+        HttpContext context, IGrainFactory grains, UploadFileStore files, ContentStore store, IOptions<UploadOptions> options,
+        [FromKeyedServices(UploadOptions.ClockKey)] TimeProvider time)
     {
         CommonHeaders(context);
         if (Precondition(context) is { } failed)
@@ -132,7 +133,8 @@ public static partial class TusApi
         return Results.StatusCode(StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> HeadAsync(string id, HttpContext context, IGrainFactory grains, TimeProvider time)
+    private static async Task<IResult> HeadAsync(
+        string id, HttpContext context, IGrainFactory grains, [FromKeyedServices(UploadOptions.ClockKey)] TimeProvider time)
     {
         CommonHeaders(context);
         context.Response.Headers.CacheControl = "no-store";
@@ -245,7 +247,8 @@ public static partial class TusApi
         }
     }
 
-    private static async Task<IResult> GetAsync(string id, HttpContext context, IGrainFactory grains, TimeProvider time)
+    private static async Task<IResult> GetAsync(
+        string id, HttpContext context, IGrainFactory grains, [FromKeyedServices(UploadOptions.ClockKey)] TimeProvider time)
     {
         CommonHeaders(context);
         var (upload, missing) = await FindAsync(id, grains, time);

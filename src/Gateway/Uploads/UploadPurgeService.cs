@@ -6,7 +6,10 @@ namespace Carml.Orleans.Gateway.Uploads;
 
 /// <summary>Purges uploads that expired before completing, every <see cref="UploadOptions.PurgeInterval"/>.</summary>
 public sealed partial class UploadPurgeService(
-    IGrainFactory grains, IOptions<UploadOptions> options, TimeProvider time, ILogger<UploadPurgeService> logger) : BackgroundService
+    IGrainFactory grains,
+    IOptions<UploadOptions> options,
+    [FromKeyedServices(UploadOptions.ClockKey)] TimeProvider time,
+    ILogger<UploadPurgeService> logger) : BackgroundService
 {
     private const int Batch = 100;
 
