@@ -7,6 +7,7 @@ using Carml.Orleans.Gateway.Standalone;
 using Carml.Orleans.Gateway.Uploads;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Silo;
+using Carml.Orleans.Transfers;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -59,6 +60,15 @@ public static class GatewayHost
         builder.Services.AddGrpcReflection();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ModelRouter>();
+        builder.Services.AddSingleton<ModelSourceResolver>();
+        builder.Services.AddOptions<ArchiveLimits>().Bind(builder.Configuration.GetSection("Carml:Archives"));
+        var dataDirectory = builder.Configuration.GetSection(CarmlSiloOptions.Section).Get<CarmlSiloOptions>()?.DataDirectory ?? new CarmlSiloOptions().DataDirectory;
+        builder.Services.AddOptions<DownloadOptions>()
+            .Configure(o => o.CacheDirectory = Path.Combine(Path.GetFullPath(dataDirectory), "downloads"))
+            .Bind(builder.Configuration.GetSection(DownloadOptions.Section))
+            .Validate(o => o.MaxBytes > 0 && o.Attempts > 0 && o.CacheExpiry >= TimeSpan.Zero, "Carml:Downloads: MaxBytes and Attempts must be positive, CacheExpiry not negative.")
+            .ValidateOnStart();
+        builder.Services.AddHttpClient<DownloadManager>(client => client.Timeout = TimeSpan.FromMinutes(30));
         builder.Services.AddSingleton<ServerReadiness>();
         builder.Services.AddSingleton<KServeServer>();
         builder.Services.AddOptions<SampleModelOptions>().Bind(builder.Configuration.GetSection(SampleModelOptions.Section));
