@@ -99,6 +99,11 @@ public static class ArchiveExtractor
                 : ExtractEntries(archivePath, root, budget);
             return new ExtractedArchive(kind, root, files, budget.Bytes);
         }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or SharpCompress.Common.ArchiveException)
+        {
+            Directory.Delete(root, recursive: true);
+            throw new ArchiveException($"The archive is damaged or truncated: {e.Message}");
+        }
         catch
         {
             Directory.Delete(root, recursive: true);
@@ -169,8 +174,17 @@ public static class ArchiveExtractor
                     }
 
                     Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                    using var entryStream = reader.OpenEntryStream();
-                    Write(entryStream, path, budget);
+                    long written;
+                    using (var entryStream = reader.OpenEntryStream())
+                    {
+                        written = Write(entryStream, path, budget);
+                    }
+
+                    if (entry.Size > 0 && written != entry.Size)
+                    {
+                        throw new ArchiveException($"The archive is truncated: entry '{relative}' has {written} of its {entry.Size} bytes.");
+                    }
+
                     files.Add(relative.Replace('\\', '/'));
                 }
             }
@@ -223,16 +237,20 @@ public static class ArchiveExtractor
         File.CreateSymbolicLink(path, target);
     }
 
-    private static void Write(Stream source, string path, Budget budget)
+    private static long Write(Stream source, string path, Budget budget)
     {
         using var output = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
         var buffer = new byte[81920];
+        long written = 0;
         int read;
         while ((read = source.Read(buffer, 0, buffer.Length)) > 0)
         {
             budget.CountBytes(read);
             output.Write(buffer, 0, read);
+            written += read;
         }
+
+        return written;
     }
 
     private static bool IsTar(ReadOnlySpan<byte> head) =>

@@ -312,6 +312,11 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
         {
             throw new DownloadException(DownloadErrorKind.Unavailable, $"{source}: {e.Message}", e);
         }
+        catch (AmazonClientException e)
+        {
+            File.Delete(partial);
+            throw new DownloadException(DownloadErrorKind.Unavailable, $"{source}: {e.Message}", e);
+        }
     }
 
     private async Task CopyAsync(Stream input, Stream output, long start, long? total, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
