@@ -50,6 +50,9 @@ public static class GatewayHost
             json.SerializerOptions.DictionaryKeyPolicy = null;
         });
         builder.Services.AddProblemDetails();
+        // Binding failures (malformed JSON, a non-numeric page_size) throw, so ApiErrorMiddleware answers them with
+        // the same problem details as every other client mistake instead of an empty 400.
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddOpenApi();
         builder.Services.AddGrpc(grpc =>
         {
@@ -83,6 +86,7 @@ public static class GatewayHost
         app.MapKServeHttp();
         app.MapModelManagement();
         app.MapTusUploads();
+        app.MapDatasets();
         app.MapGrpcService<KServeGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();

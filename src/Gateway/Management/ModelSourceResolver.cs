@@ -30,7 +30,16 @@ public sealed class ModelSourceResolver(
 
     public async Task ResolveAsync(ModelManifest manifest, StoredContent? sent, Resolution resolution, CancellationToken cancellationToken)
     {
-        var source = manifest.Source;
+        var (sha, nameHint) = await FetchAsync(manifest.Source, sent, resolution, cancellationToken);
+        resolution.Artifact = await UnpackIfArchiveAsync(sha, manifest.Source.ArchivePath, nameHint, resolution, cancellationToken);
+    }
+
+    /// <summary>
+    /// Brings the source's file into the content store: the file sent with the request, a completed upload, a
+    /// download, or a stored artifact. Returns its SHA-256 and a file name hint (for single compressed files).
+    /// </summary>
+    public async Task<(string Sha256, string? NameHint)> FetchAsync(ModelSource source, StoredContent? sent, Resolution resolution, CancellationToken cancellationToken)
+    {
         string sha;
         string? nameHint = source.Path;
         if (sent is not null)
@@ -105,7 +114,7 @@ public sealed class ModelSourceResolver(
                 : $"source.path '{source.Path}' is on your machine, not the server's: send the file as the multipart part 'model', upload it (tus, then source.upload) or give source.url.");
         }
 
-        resolution.Artifact = await UnpackIfArchiveAsync(sha, source.ArchivePath, nameHint, resolution, cancellationToken);
+        return (sha, nameHint);
     }
 
     private async Task<ModelArtifact> UnpackIfArchiveAsync(string sha, string? archivePath, string? nameHint, Resolution resolution, CancellationToken cancellationToken)
