@@ -18,7 +18,7 @@ public static class ManifestReader
     ];
 
     private static readonly HashSet<string> TensorKeys = ["name", "datatype", "shape"];
-    private static readonly HashSet<string> SourceKeys = ["path", "sha256"];
+    private static readonly HashSet<string> SourceKeys = ["path", "sha256", "upload", "url", "checksum", "archive_path"];
 
     /// <summary>Parses and validates; throws <see cref="ModelException"/> (InvalidArgument) listing every problem.</summary>
     public static ModelManifest Parse(string text)
@@ -209,7 +209,7 @@ public static class ManifestReader
 
         if (node is not YamlMappingNode mapping)
         {
-            problems.Add("source must be a mapping with 'path' or 'sha256'");
+            problems.Add("source must be a mapping with 'path', 'sha256', 'upload' or 'url'");
             return new ModelSource();
         }
 
@@ -218,6 +218,10 @@ public static class ManifestReader
         {
             Path = OptionalString(source, "path", problems),
             Sha256 = OptionalString(source, "sha256", problems)?.ToLowerInvariant(),
+            Upload = OptionalString(source, "upload", problems)?.ToLowerInvariant(),
+            Url = OptionalString(source, "url", problems),
+            Checksum = OptionalString(source, "checksum", problems),
+            ArchivePath = OptionalString(source, "archive_path", problems),
         };
     }
 

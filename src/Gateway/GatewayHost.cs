@@ -5,9 +5,12 @@ using Carml.Orleans.Gateway.KServe;
 using Carml.Orleans.Gateway.Management;
 using Carml.Orleans.Gateway.Routing;
 using Carml.Orleans.Gateway.Standalone;
+using Carml.Orleans.Gateway.Uploads;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Silo;
+using Carml.Orleans.Transfers;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Carml.Orleans.Gateway;
 
@@ -56,6 +59,9 @@ public static class GatewayHost
             json.SerializerOptions.DictionaryKeyPolicy = null;
         });
         builder.Services.AddProblemDetails();
+        // Binding failures (malformed JSON, a non-numeric page_size) throw, so ApiErrorMiddleware answers them with
+        // the same problem details as every other client mistake instead of an empty 400.
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddOpenApi();
         builder.Services.AddGrpc(grpc =>
         {
@@ -64,18 +70,32 @@ public static class GatewayHost
             grpc.Interceptors.Add<GrpcErrorInterceptor>();
         });
         builder.Services.AddGrpcReflection();
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ModelRouter>();
+        builder.Services.AddSingleton<ModelSourceResolver>();
+        builder.Services.AddOptions<ArchiveLimits>().Bind(builder.Configuration.GetSection("Carml:Archives"));
+        var dataDirectory = builder.Configuration.GetSection(CarmlSiloOptions.Section).Get<CarmlSiloOptions>()?.DataDirectory ?? new CarmlSiloOptions().DataDirectory;
+        builder.Services.AddOptions<DownloadOptions>()
+            .Configure(o => o.CacheDirectory = Path.Combine(Path.GetFullPath(dataDirectory), "downloads"))
+            .Bind(builder.Configuration.GetSection(DownloadOptions.Section))
+            .Validate(o => o.MaxBytes > 0 && o.Attempts > 0 && o.CacheExpiry >= TimeSpan.Zero, "Carml:Downloads: MaxBytes and Attempts must be positive, CacheExpiry not negative.")
+            .ValidateOnStart();
+        builder.Services.AddHttpClient<DownloadManager>(client => client.Timeout = TimeSpan.FromMinutes(30));
         builder.Services.AddSingleton<ServerReadiness>();
         builder.Services.AddSingleton<KServeServer>();
         builder.Services.AddOptions<SampleModelOptions>().Bind(builder.Configuration.GetSection(SampleModelOptions.Section));
         builder.Services.AddHostedService<StandaloneStartup>();
+        builder.Services.AddHostedService<UploadPurgeService>();
 
         var app = builder.Build();
         app.UseMiddleware<ApiErrorMiddleware>();
         app.UseMiddleware<RequestSizeLimitMiddleware>();
+        app.UseHttpMethodOverride(); // tus clients behind proxies that block PATCH/DELETE send X-HTTP-Method-Override
+        app.UseRouting();
         app.MapKServeHttp();
         app.MapModelManagement();
+        app.MapTusUploads();
+        app.MapDatasets();
         app.MapGrpcService<KServeGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();

@@ -1,6 +1,7 @@
 using Carml.Orleans.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Carml.Orleans.Grains;
@@ -15,6 +16,27 @@ public static class CarmlGrainServices
             .Validate(o => o.IntraOpThreads >= 0 && o.InterOpThreads >= 0, "Carml:OnnxRuntime thread counts must be 0 (runtime default) or positive.")
             .ValidateOnStart();
         services.TryAddContentStore(configuration);
+        services.TryAddUploadStore(configuration);
+        services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
+        return services;
+    }
+
+    /// <summary>Registers the partial-upload store once, bound to <c>Carml:Uploads</c>.</summary>
+    public static IServiceCollection TryAddUploadStore(this IServiceCollection services, IConfiguration configuration)
+    {
+        if (services.Any(d => d.ServiceType == typeof(UploadFileStore)))
+        {
+            return services;
+        }
+
+        services.AddOptions<UploadOptions>()
+            .Bind(configuration.GetSection(UploadOptions.Section))
+            .Validate(o => !string.IsNullOrWhiteSpace(o.Root), "Carml:Uploads:Root must name a directory.")
+            .Validate(o => o.MaxSize > 0, "Carml:Uploads:MaxSize must be positive.")
+            .Validate(o => o.Expiration > TimeSpan.Zero && o.PurgeInterval > TimeSpan.Zero && o.LeaseTimeout > TimeSpan.Zero,
+                "Carml:Uploads:Expiration, PurgeInterval and LeaseTimeout must be positive.")
+            .ValidateOnStart();
+        services.AddSingleton(sp => new UploadFileStore(sp.GetRequiredService<IOptions<UploadOptions>>()));
         return services;
     }
 

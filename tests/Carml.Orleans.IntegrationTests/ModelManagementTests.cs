@@ -143,6 +143,7 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
     [InlineData("page_size=0")]
     [InlineData("page_size=5000")]
     [InlineData("page_token=%25%25%25")]
+    [InlineData("page_size=abc")]
     public async Task Bad_paging_parameters_are_400(string query)
     {
         var response = await Http.GetAsync($"/api/models?{query}", Ct);
@@ -211,7 +212,7 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
         var manifest = TestModels.TypedManifest("mismatch")
             .Replace("{name: f64, datatype: FP64, shape: [-1, 2]}", "{name: f64, datatype: FP32, shape: [-1, 3]}", StringComparison.Ordinal)
             .Replace("{name: flag_out, datatype: BOOL, shape: [-1]}", "{name: missing_out, datatype: BOOL, shape: [-1]}", StringComparison.Ordinal);
-        var model = TestModels.TypedModel();
+        var model = TestModels.TypedModel($"mismatch_{Guid.NewGuid():N}");
 
         var response = await Http.PostAsync("/api/models", ModelRegistration.Multipart(manifest, model), Ct);
 
