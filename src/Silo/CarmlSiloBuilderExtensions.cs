@@ -61,6 +61,7 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.AddCarmlSiloCatalog(configuration);
         silo.AddSqliteGrainStorage(StorageNames.Models, o => o.DatabasePath = Path.Combine(dataDirectory, "carml.db"));
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
+        silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
         return silo;
     }

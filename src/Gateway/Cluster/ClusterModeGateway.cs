@@ -43,10 +43,12 @@ public static class ClusterModeGateway
             client.Services.AddSingleton<IClientConnectionRetryFilter>(sp => sp.GetRequiredService<ClusterConnectionRetryFilter>());
         });
 
-        // Uploads land where the silos read them (interim: a shared directory; see docs/consul.md).
+        // Files land where the silos read them (interim: a shared directory; see docs/consul.md). The gateway needs the
+        // same stores the silos register (content, uploads), so it registers them the same way.
         var dataDirectory = Path.GetFullPath(silo.DataDirectory);
         builder.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
-        builder.Services.TryAddContentStore(configuration);
+        builder.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
+        builder.Services.AddCarmlGrainServices(configuration);
         builder.Services.AddConsulRegistry(configuration);
         builder.Services.AddCarmlServiceCatalog(configuration, Describe, sp => sp.GetRequiredService<ServerReadiness>().Started);
     }
