@@ -5,7 +5,17 @@ using Microsoft.Extensions.Hosting;
 // A silo on its own. Standalone mode (default): localhost clustering and the embedded store, as the gateway hosts it
 // in-process. Cluster mode (Carml:Mode=cluster): membership and the service catalog in Consul.
 var builder = Host.CreateApplicationBuilder(args);
-var mode = CarmlModeConfiguration.Read(builder.Configuration);
+CarmlMode mode;
+try
+{
+    mode = CarmlModeConfiguration.Read(builder.Configuration);
+}
+catch (InvalidOperationException e)
+{
+    await Console.Error.WriteLineAsync($"carml silo: {e.Message}");
+    return 2;
+}
+
 builder.UseOrleans(silo =>
 {
     if (mode == CarmlMode.Cluster)

@@ -71,6 +71,8 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         Assert.All(silos, s => Assert.Contains("@", s.Meta["silo_address"]));
         await WaitForServicesAsync(consul, "carml-gateway", passingOnly: true, ids => ids.Count == 1, "the ready gateway is passing in the catalog");
         Assert.Equal(2, (await KeysAsync(consul, "carml/orleans/carml/members/")).Count);
+        await WaitForKeysAsync(consul, "carml/models/", keys => keys.Contains("carml/models/iris-cluster/1"), "the gateway publishes the model in the registry");
+        Assert.Equal(2, (await KeysAsync(consul, "carml/agents/carml-silo/")).Count);
 
         // Stop the silo that holds the model's loaded replica (the hard case): a graceful stop deregisters it, and the
         // cluster keeps serving on the other silo, where the replica is activated again from the shared store.
@@ -116,6 +118,17 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         Assert.Contains("carml silo: Cannot start", silo.Output);
         Assert.Contains("not reachable within 2 s", silo.Output);
         Assert.Contains(address.ToString(), silo.Output);
+    }
+
+    [Fact]
+    public async Task A_silo_with_an_unknown_mode_exits_naming_the_setting()
+    {
+        var silo = StartSilo("silo-bad-mode", new Uri("http://127.0.0.1:1/"), ("Carml__Mode", "clustered"));
+
+        var exitCode = await WaitForExitAsync(silo, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("carml silo: Carml:Mode is 'clustered'; use 'standalone' or 'cluster'.", silo.Output);
     }
 
     private async Task<Uri> StartEmulatorAsync()
@@ -277,6 +290,24 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         return response.StatusCode == HttpStatusCode.NotFound
             ? []
             : JsonSerializer.Deserialize<string[]>(await response.Content.ReadAsStringAsync(Ct)) ?? [];
+    }
+
+    private async Task WaitForKeysAsync(Uri consul, string prefix, Func<IReadOnlyList<string>, bool> done, string what)
+    {
+        var deadline = Stopwatch.StartNew();
+        IReadOnlyList<string> keys = [];
+        while (deadline.Elapsed < CatalogTimeout)
+        {
+            keys = await KeysAsync(consul, prefix);
+            if (done(keys))
+            {
+                return;
+            }
+
+            await Task.Delay(100, Ct);
+        }
+
+        throw new TimeoutException($"Within {CatalogTimeout.TotalSeconds} s: {what} (keys: {string.Join(", ", keys)}).\n{Outputs()}");
     }
 
     private async Task PostAsync(Uri consul, string path)

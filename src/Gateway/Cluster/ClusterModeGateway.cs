@@ -22,7 +22,8 @@ public sealed class ClusterClientOptions
 
 /// <summary>
 /// Cluster mode for the gateway: instead of hosting a silo it is an Orleans client that finds the silos' gateways in
-/// Consul, registers itself as <c>carml-gateway</c> in the catalog, and shares the silos' content store directory.
+/// Consul, registers itself as <c>carml-gateway</c> in the catalog, publishes the models in the registry, and shares the
+/// silos' content store directory.
 /// </summary>
 public static class ClusterModeGateway
 {
@@ -51,6 +52,7 @@ public static class ClusterModeGateway
         builder.Services.AddCarmlGrainServices(configuration);
         builder.Services.AddConsulRegistry(configuration);
         builder.Services.AddCarmlServiceCatalog(configuration, Describe, sp => sp.GetRequiredService<ServerReadiness>().Started);
+        builder.Services.AddHostedService<ModelRegistryPublisher>();
     }
 
     private static AgentServiceRegistration Describe(IServiceProvider services)
