@@ -45,15 +45,11 @@ public sealed partial class ConsulRegistry(ConsulClient consul, IOptions<Registr
 
     public async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
     {
-        // Consul's DELETE answers true whether or not the key existed; a transaction tells the two apart atomically.
+        // Consul's DELETE answers true whether or not the key existed. A transaction of "get" (fails when the key is
+        // absent) and "delete" tells the two apart atomically.
         var full = Full(key);
-        var existed = await consul.KvGetAsync(full, null, cancellationToken).ConfigureAwait(false);
-        if (existed.Value is null)
-        {
-            return false;
-        }
-
-        return await consul.KvDeleteAsync(full, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var result = await consul.TxnAsync([TxnKvOp.Get(full), TxnKvOp.Delete(full)], cancellationToken).ConfigureAwait(false);
+        return result.Committed;
     }
 
     public async Task<bool> ExistsAsync(string key, CancellationToken cancellationToken = default) =>

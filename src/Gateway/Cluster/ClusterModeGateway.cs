@@ -61,11 +61,12 @@ public static class ClusterModeGateway
         var catalog = services.GetRequiredService<IOptions<ServiceCatalogOptions>>().Value;
         var tags = new List<string> { "kserve-v2", "http", "grpc" };
         tags.AddRange(catalog.Tags);
+        var address = string.IsNullOrWhiteSpace(catalog.AdvertisedAddress) ? endpoints.Http.Host : catalog.AdvertisedAddress;
         return new AgentServiceRegistration
         {
-            ID = $"{ServiceCatalogOptions.GatewayServiceName}-{endpoints.Http.Host}-{endpoints.Http.Port}".Replace(':', '-'),
+            ID = $"{ServiceCatalogOptions.GatewayServiceName}-{address}-{endpoints.Http.Port}".Replace(':', '-'),
             Name = ServiceCatalogOptions.GatewayServiceName,
-            Address = endpoints.Http.Host,
+            Address = address,
             Port = endpoints.Http.Port,
             Tags = tags,
             Meta = new Dictionary<string, string>

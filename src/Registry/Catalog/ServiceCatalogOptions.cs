@@ -21,6 +21,12 @@ public sealed class ServiceCatalogOptions
     /// <summary>GPUs this host offers to models; above 0 the service is tagged <c>gpu</c>.</summary>
     public int GpuCount { get; set; }
 
+    /// <summary>
+    /// Address to publish for a gateway when it listens on all interfaces (0.0.0.0 or ::), e.g. the host's or the
+    /// container's IP. Silos publish <c>Carml:Silo:AdvertisedAddress</c>.
+    /// </summary>
+    public string? AdvertisedAddress { get; set; }
+
     /// <summary>Also publish the process under <c>&lt;root&gt;agents/</c> in the KV store, with a TTL.</summary>
     public bool PublishToRegistry { get; set; } = true;
 
