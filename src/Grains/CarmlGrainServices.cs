@@ -18,6 +18,7 @@ public static class CarmlGrainServices
         services.TryAddContentStore(configuration);
         services.TryAddUploadStore(configuration);
         services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System);
         return services;
     }
 
