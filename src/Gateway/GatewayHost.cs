@@ -89,6 +89,7 @@ public static class GatewayHost
         app.MapTusUploads();
         app.MapDatasets();
         app.MapRuns();
+        app.MapAgents();
         app.MapGrpcService<KServeGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();
