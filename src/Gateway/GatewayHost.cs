@@ -57,6 +57,7 @@ public static class GatewayHost
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             json.SerializerOptions.DictionaryKeyPolicy = null;
+            json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
         builder.Services.AddProblemDetails();
         // Binding failures (malformed JSON, a non-numeric page_size) throw, so ApiErrorMiddleware answers them with
@@ -96,6 +97,8 @@ public static class GatewayHost
         app.MapModelManagement();
         app.MapTusUploads();
         app.MapDatasets();
+        app.MapRuns();
+        app.MapAgents();
         app.MapGrpcService<KServeGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();

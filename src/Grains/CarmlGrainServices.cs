@@ -18,6 +18,13 @@ public static class CarmlGrainServices
         services.TryAddContentStore(configuration);
         services.TryAddUploadStore(configuration);
         services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<Agents.AgentOptions>()
+            .Bind(configuration.GetSection(Agents.AgentOptions.Section))
+            .Validate(o => o.HeartbeatInterval > TimeSpan.Zero, "Carml:Agent:HeartbeatInterval must be positive.")
+            .ValidateOnStart();
+        services.TryAddSingleton<Agents.HardwareDetector>();
+        services.AddHostedService<Agents.AgentPublisher>();
         return services;
     }
 

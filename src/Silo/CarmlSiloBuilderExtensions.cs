@@ -31,14 +31,15 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
+        silo.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
         return silo;
     }
 
     /// <summary>
     /// Configures a silo of a cluster: membership in Consul (<c>Carml:Consul</c>), the <c>carml-silo</c> catalog entry,
     /// endpoints on <see cref="CarmlSiloOptions.AdvertisedAddress"/>, and the model grains' services. Interim storage until
-    /// the PostgreSQL work: every silo of the cluster must share the same SQLite file (WAL mode, one host) and content-store
-    /// directory, i.e. the same <see cref="CarmlSiloOptions.DataDirectory"/> (or <c>Carml:ContentStore:Root</c>).
+    /// PostgreSQL is wired into cluster mode: every process of the cluster shares one <see cref="CarmlSiloOptions.DataDirectory"/>
+    /// (SQLite grain and run stores in WAL mode — one host only — and the content and upload directories).
     /// </summary>
     public static ISiloBuilder UseCarmlCluster(this ISiloBuilder silo, IConfiguration configuration)
     {
@@ -63,6 +64,7 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
+        silo.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
         return silo;
     }
 }

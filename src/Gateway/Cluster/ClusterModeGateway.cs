@@ -1,10 +1,13 @@
 using System.ComponentModel.DataAnnotations;
 using Carml.Orleans.Core;
 using Carml.Orleans.Grains;
+using Carml.Orleans.Grains.Agents;
 using Carml.Orleans.Registry;
 using Carml.Orleans.Registry.Catalog;
 using Carml.Orleans.Registry.Consul;
 using Carml.Orleans.Silo;
+using Carml.Orleans.Storage;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 
@@ -45,11 +48,16 @@ public static class ClusterModeGateway
         });
 
         // Files land where the silos read them (interim: a shared directory; see docs/consul.md). The gateway needs the
-        // same stores the silos register (content, uploads), so it registers them the same way.
+        // stores its endpoints use (content, uploads, runs) over the same files as the silos; it does not register the
+        // silo-only services (agent publisher, ONNX Runtime settings).
         var dataDirectory = Path.GetFullPath(silo.DataDirectory);
         builder.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         builder.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
-        builder.Services.AddCarmlGrainServices(configuration);
+        builder.Services.TryAddContentStore(configuration);
+        builder.Services.TryAddUploadStore(configuration);
+        builder.Services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
+        builder.Services.AddOptions<AgentOptions>().Bind(configuration.GetSection(AgentOptions.Section));
+        builder.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
         builder.Services.AddConsulRegistry(configuration);
         builder.Services.AddCarmlServiceCatalog(configuration, Describe, sp => sp.GetRequiredService<ServerReadiness>().Started);
         builder.Services.AddHostedService<ModelRegistryPublisher>();
