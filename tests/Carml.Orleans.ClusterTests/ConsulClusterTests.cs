@@ -74,6 +74,13 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         await WaitForKeysAsync(consul, "carml/models/", keys => keys.Contains("carml/models/iris-cluster/1"), "the gateway publishes the model in the registry");
         Assert.Equal(2, (await KeysAsync(consul, "carml/agents/carml-silo/")).Count);
 
+        // The management API works through the cluster client too: both silos report as agents, runs can be searched.
+        await WaitForJsonArrayAsync(new Uri(gateway, "api/agents"), count => count == 2, "both silos appear in /api/agents");
+        using (var runs = await _http.GetAsync(new Uri(gateway, "api/runs"), Ct))
+        {
+            Assert.True(runs.StatusCode == HttpStatusCode.OK, $"/api/runs answered {(int)runs.StatusCode}: {await runs.Content.ReadAsStringAsync(Ct)}");
+        }
+
         // Stop the silo that holds the model's loaded replica (the hard case): a graceful stop deregisters it, and the
         // cluster keeps serving on the other silo, where the replica is activated again from the shared store.
         var (stopped, kept, keptId) = silo1.Output.Contains("Replica iris-cluster/1/0 loaded", StringComparison.Ordinal)
@@ -290,6 +297,25 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         return response.StatusCode == HttpStatusCode.NotFound
             ? []
             : JsonSerializer.Deserialize<string[]>(await response.Content.ReadAsStringAsync(Ct)) ?? [];
+    }
+
+    private async Task WaitForJsonArrayAsync(Uri address, Func<int, bool> done, string what)
+    {
+        var deadline = Stopwatch.StartNew();
+        var last = string.Empty;
+        while (deadline.Elapsed < CatalogTimeout)
+        {
+            using var response = await _http.GetAsync(address, Ct);
+            last = await response.Content.ReadAsStringAsync(Ct);
+            if (response.StatusCode == HttpStatusCode.OK && JsonDocument.Parse(last).RootElement is { ValueKind: JsonValueKind.Array } array && done(array.GetArrayLength()))
+            {
+                return;
+            }
+
+            await Task.Delay(100, Ct);
+        }
+
+        throw new TimeoutException($"Within {CatalogTimeout.TotalSeconds} s: {what} (last answer: {last}).\n{Outputs()}");
     }
 
     private async Task WaitForKeysAsync(Uri consul, string prefix, Func<IReadOnlyList<string>, bool> done, string what)
