@@ -1,6 +1,7 @@
 using System.Net;
 using Carml.Orleans.Core;
 using Carml.Orleans.Grains;
+using Carml.Orleans.Grains.Agents;
 using Carml.Orleans.Registry;
 using Carml.Orleans.Registry.Catalog;
 using Carml.Orleans.Storage;
@@ -60,6 +61,15 @@ public static class CarmlSiloBuilderExtensions
         silo.UseConsulClustering(configuration);
         silo.Services.AddConsulRegistry(configuration);
         silo.Services.AddCarmlSiloCatalog(configuration);
+
+        // The catalog entry shows the GPUs the agent detector finds (tag "gpu", meta gpu_count) unless configured.
+        silo.Services.AddOptions<ServiceCatalogOptions>().PostConfigure<HardwareDetector>((catalog, detector) =>
+        {
+            if (catalog.GpuCount == 0)
+            {
+                catalog.GpuCount = detector.Detect("catalog", DateTimeOffset.UtcNow).Gpus.Count;
+            }
+        });
         silo.AddSqliteGrainStorage(StorageNames.Models, o => o.DatabasePath = Path.Combine(dataDirectory, "carml.db"));
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));

@@ -18,7 +18,8 @@ public sealed class ServiceCatalogOptions
     /// <summary>Extra tags, e.g. a rack or a hardware class.</summary>
     public List<string> Tags { get; set; } = [];
 
-    /// <summary>GPUs this host offers to models; above 0 the service is tagged <c>gpu</c>.</summary>
+    /// <summary>GPUs this host offers to models; above 0 the service is tagged <c>gpu</c>. Silos default to what the agent
+    /// hardware detector finds (nvidia-smi or <c>Carml:Agent:Gpus</c>).</summary>
     public int GpuCount { get; set; }
 
     /// <summary>
