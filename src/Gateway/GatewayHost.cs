@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Carml.Orleans.Gateway.Cluster;
 using Carml.Orleans.Gateway.KServe;
 using Carml.Orleans.Gateway.Management;
 using Carml.Orleans.Gateway.Routing;
@@ -15,7 +16,8 @@ namespace Carml.Orleans.Gateway;
 
 /// <summary>
 /// Builds the gateway: Kestrel with an HTTP/1.1 port (KServe v2 HTTP, management API, OpenAPI) and a cleartext
-/// HTTP/2 port (KServe v2 gRPC), in front of an in-process silo (standalone mode).
+/// HTTP/2 port (KServe v2 gRPC), in front of an in-process silo (standalone mode) or, with <c>Carml:Mode=cluster</c>,
+/// as an Orleans client of silos found through Consul.
 /// </summary>
 public static class GatewayHost
 {
@@ -42,7 +44,14 @@ public static class GatewayHost
         });
         builder.Services.AddSingleton(new GatewayEndpoints(new Uri($"http://{Format(host)}:{httpPort}"), new Uri($"http://{Format(host)}:{grpcPort}")));
 
-        builder.UseOrleans(silo => silo.UseCarmlStandalone(builder.Configuration));
+        if (CarmlModeConfiguration.Read(builder.Configuration) == CarmlMode.Cluster)
+        {
+            builder.UseCarmlClusterClient();
+        }
+        else
+        {
+            builder.UseOrleans(silo => silo.UseCarmlStandalone(builder.Configuration));
+        }
 
         builder.Services.ConfigureHttpJsonOptions(json =>
         {
