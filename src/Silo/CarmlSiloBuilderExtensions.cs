@@ -38,9 +38,10 @@ public static class CarmlSiloBuilderExtensions
 
     /// <summary>
     /// Configures a silo of a cluster: membership in Consul (<c>Carml:Consul</c>), the <c>carml-silo</c> catalog entry,
-    /// endpoints on <see cref="CarmlSiloOptions.AdvertisedAddress"/>, and the model grains' services. Interim storage until
-    /// PostgreSQL is wired into cluster mode: every process of the cluster shares one <see cref="CarmlSiloOptions.DataDirectory"/>
-    /// (SQLite grain and run stores in WAL mode — one host only — and the content and upload directories).
+    /// endpoints on <see cref="CarmlSiloOptions.AdvertisedAddress"/>, and the model grains' services. Grain state and run
+    /// records go to PostgreSQL when <c>Carml:Postgres:ConnectionString</c> is set (see <see cref="ClusterStorage"/>);
+    /// otherwise to SQLite files in the shared <see cref="CarmlSiloOptions.DataDirectory"/> (one host only). Model files
+    /// and uploads are in that directory either way, so it must be shared storage across hosts.
     /// </summary>
     public static ISiloBuilder UseCarmlCluster(this ISiloBuilder silo, IConfiguration configuration)
     {
@@ -70,11 +71,11 @@ public static class CarmlSiloBuilderExtensions
                 catalog.GpuCount = detector.Detect("catalog", DateTimeOffset.UtcNow).Gpus.Count;
             }
         });
-        silo.AddSqliteGrainStorage(StorageNames.Models, o => o.DatabasePath = Path.Combine(dataDirectory, "carml.db"));
+        silo.AddClusterGrainStorage(configuration, dataDirectory);
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
-        silo.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
+        silo.Services.AddSingleton(ClusterStorage.CreateRunStore(configuration, dataDirectory));
         return silo;
     }
 }

@@ -112,6 +112,40 @@ public sealed class ConsulClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_cluster_on_postgresql_keeps_its_models_across_a_full_restart()
+    {
+        await using var postgres = new Carml.Orleans.Tests.PostgresServer();
+        await postgres.InitializeAsync();
+        postgres.SkipIfUnavailable();
+        var database = ("Carml__Postgres__ConnectionString", await postgres.CreateDatabaseAsync());
+        var consul = await StartEmulatorAsync();
+
+        var silo = StartSilo("pg-silo-1", consul, database);
+        await silo.WaitForLineAsync(@"Registered carml-silo as (\S+)", StartTimeout);
+        var gateway = await StartGatewayAsync(consul, database);
+        await RegisterIrisAsync(gateway, "iris-pg");
+        Assert.Equal(0L, await PredictAsync(gateway, "iris-pg"));
+        foreach (var process in _processes.Where(p => !p.HasExited && p != _processes[0]).Reverse().ToList())
+        {
+            Assert.Equal(0, await process.StopGracefullyAsync(TimeSpan.FromSeconds(60)));
+        }
+
+        // Grain state went to PostgreSQL, not to the SQLite file of the shared directory.
+        Assert.False(File.Exists(Path.Combine(_data, "carml.db")), "cluster mode with a connection string must not write the SQLite grain store");
+        await using (var connection = new Npgsql.NpgsqlConnection(database.Item2))
+        {
+            await connection.OpenAsync(Ct);
+            await using var rows = new Npgsql.NpgsqlCommand("SELECT count(*) FROM orleansstorage", connection);
+            Assert.True((long)(await rows.ExecuteScalarAsync(Ct))! >= 2, "the model and catalog grains' state is in orleansstorage");
+        }
+
+        StartSilo("pg-silo-2", consul, database);
+        var restarted = await StartGatewayAsync(consul, database);
+        await PredictEventuallyAsync(restarted, "iris-pg", TimeSpan.FromSeconds(60));
+        Assert.Equal(0L, await PredictAsync(restarted, "iris-pg"));
+    }
+
+    [Fact]
     public async Task A_cluster_silo_fails_fast_with_a_clear_message_when_consul_is_unreachable()
     {
         var address = new Uri($"http://127.0.0.1:{FreePort()}/");
@@ -163,9 +197,14 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         return Track(ClusterProcess.Start(name, ClusterProcess.BuiltDll("src/Silo", "Carml.Orleans.Silo"), environment));
     }
 
-    private async Task<Uri> StartGatewayAsync(Uri consul)
+    private async Task<Uri> StartGatewayAsync(Uri consul, params (string Key, string Value)[] extra)
     {
         var environment = ClusterEnvironment(consul);
+        foreach (var (key, value) in extra)
+        {
+            environment[key] = value;
+        }
+
         var httpPort = FreePort();
         environment["Carml__Gateway__HttpPort"] = httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment["Carml__Gateway__GrpcPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);

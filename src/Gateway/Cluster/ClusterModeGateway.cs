@@ -57,7 +57,7 @@ public static class ClusterModeGateway
         builder.Services.TryAddUploadStore(configuration);
         builder.Services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
         builder.Services.AddOptions<AgentOptions>().Bind(configuration.GetSection(AgentOptions.Section));
-        builder.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
+        builder.Services.AddSingleton(ClusterStorage.CreateRunStore(configuration, dataDirectory));
         builder.Services.AddConsulRegistry(configuration);
         builder.Services.AddCarmlServiceCatalog(configuration, Describe, sp => sp.GetRequiredService<ServerReadiness>().Started);
         builder.Services.AddHostedService<ModelRegistryPublisher>();
