@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Carml.Orleans.Gateway.KServe;
 using Carml.Orleans.Gateway.Management;
+using Carml.Orleans.Gateway.Predictor;
 using Carml.Orleans.Gateway.Routing;
 using Carml.Orleans.Gateway.Standalone;
 using Carml.Orleans.Gateway.Uploads;
@@ -75,6 +76,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<ServerReadiness>();
         builder.Services.AddSingleton<KServeServer>();
         builder.Services.AddOptions<SampleModelOptions>().Bind(builder.Configuration.GetSection(SampleModelOptions.Section));
+        builder.Services.AddPredictorApi();
         builder.Services.AddHostedService<StandaloneStartup>();
         builder.Services.AddHostedService<UploadPurgeService>();
 
@@ -87,7 +89,9 @@ public static class GatewayHost
         app.MapModelManagement();
         app.MapTusUploads();
         app.MapDatasets();
+        app.MapPredictors();
         app.MapGrpcService<KServeGrpcService>();
+        app.MapGrpcService<PredictorGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();
         return app;
