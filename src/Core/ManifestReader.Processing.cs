@@ -84,7 +84,7 @@ public static partial class ManifestReader
 
         if (OptionalString(tensor, "element_type", problems) is { } elementType)
         {
-            var name = elementType.ToLowerInvariant() switch { "float32" or "float" => "FP32", "uint8" => "UINT8", var other => other };
+            var name = elementType.ToLowerInvariant() switch { "float32" or "float" => "FP32", "uint8" => "UINT8", _ => elementType.ToUpperInvariant() };
             if (!TensorDatatypes.TryParse(name, out var datatype))
             {
                 problems.Add($"{where}: element_type '{elementType}' is not a tensor datatype");
