@@ -23,7 +23,7 @@ public static class ImageDecoder
         using var codec = SKCodec.Create(stream, out var opened);
         if (codec is null)
         {
-            throw ModelException.InvalidArgument(opened == SKCodecResult.IncompleteInput
+            throw ModelException.InvalidArgument(opened == SKCodecResult.IncompleteInput && HasImageSignature(bytes)
                 ? $"{what} is truncated: its header ends early."
                 : $"{what} is not an image this server decodes (PNG, JPEG, WebP, GIF, BMP): {Describe(opened)}.");
         }
@@ -66,6 +66,14 @@ public static class ImageDecoder
             throw;
         }
     }
+
+    /// <summary>Whether the bytes start like a PNG, JPEG, GIF, WebP or BMP file.</summary>
+    public static bool HasImageSignature(ReadOnlySpan<byte> bytes) =>
+        bytes.StartsWith((ReadOnlySpan<byte>)[0x89, (byte)'P', (byte)'N', (byte)'G'])
+        || bytes.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])
+        || bytes.StartsWith("GIF8"u8)
+        || (bytes.StartsWith("RIFF"u8) && bytes.Length >= 12 && bytes[8..12].SequenceEqual("WEBP"u8))
+        || bytes.StartsWith("BM"u8);
 
     private static void CompositeOnWhite(SKBitmap bitmap)
     {

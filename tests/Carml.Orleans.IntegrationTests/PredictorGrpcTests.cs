@@ -49,7 +49,7 @@ public sealed class PredictorGrpcTests(PredictorFixture fixture)
         var orientation = await Client.OpenAsync(new PredictorOpenRequest { ModelName = PredictorFixture.OrientationModelName }, cancellationToken: Ct);
         var tabular = await Client.OpenAsync(new PredictorOpenRequest { ModelName = PredictorFixture.TabularModelName }, cancellationToken: Ct);
 
-        var notAnImage = await ImagesStatusAsync(orientation.Id, "GIF89a but not really"u8.ToArray());
+        var notAnImage = await ImagesStatusAsync(orientation.Id, "plain words, not the bytes of any picture"u8.ToArray());
         var gigantic = await ImagesStatusAsync(orientation.Id, TestImages.PngHeaderOnly(40000, 40000));
         var unknown = await ImagesStatusAsync("0123456789abcdef0123456789abcdef", TestImages.SolidPng(4, 4, SKColors.White));
         var noImages = await ImagesStatusAsync(tabular.Id, TestImages.SolidPng(4, 4, SKColors.White));

@@ -35,6 +35,24 @@ public sealed class ImageDecoderTests
     }
 
     [Fact]
+    public void A_few_bytes_that_are_no_image_are_not_called_truncated()
+    {
+        var e = Assert.Throws<ModelException>(() => ImageDecoder.Decode("%PDF-1.7"u8.ToArray(), Limits));
+
+        Assert.Contains("not an image", e.Message);
+    }
+
+    [Fact]
+    public void A_png_cut_inside_its_header_is_truncated()
+    {
+        var png = TestImages.SolidPng(8, 8, SKColors.Red);
+
+        var e = Assert.Throws<ModelException>(() => ImageDecoder.Decode(png[..20], Limits));
+
+        Assert.Contains("truncated", e.Message);
+    }
+
+    [Fact]
     public void Empty_bytes_are_an_invalid_argument()
     {
         var e = Assert.Throws<ModelException>(() => ImageDecoder.Decode([], Limits));
