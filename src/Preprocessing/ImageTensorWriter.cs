@@ -89,11 +89,12 @@ public sealed class ImageTensorWriter
         {
             if (Input.Datatype == TensorDatatype.FP32)
             {
-                Fill(resized, MemoryMarshal.Cast<byte, float>(destination), (float)_image.PadValue, (v, c) => v * _multiplier[c] + _offset[c]);
+                Fill(resized, MemoryMarshal.Cast<byte, float>(destination), (float)_image.PadValue, _multiplier, _offset);
             }
             else
             {
-                Fill(resized, destination, (byte)Math.Clamp(_image.PadValue, 0, 255), (v, _) => (byte)Math.Clamp(v + 0.5f, 0f, 255f));
+                // UINT8 inputs take raw pixels (the validator refuses mean, std and scale for them).
+                Fill(resized, destination, (byte)Math.Clamp(_image.PadValue, 0, 255), multiplier: null, offset: null);
             }
         }
         finally
@@ -105,8 +106,8 @@ public sealed class ImageTensorWriter
         }
     }
 
-    private void Fill<T>(SKBitmap resized, Span<T> destination, T pad, Func<float, int, T> convert)
-        where T : struct
+    private void Fill<T>(SKBitmap resized, Span<T> destination, T pad, float[]? multiplier, float[]? offset)
+        where T : unmanaged
     {
         var (height, width, channels) = (_image.Height, _image.Width, _image.Channels);
         var plane = height * width;
@@ -115,32 +116,38 @@ public sealed class ImageTensorWriter
         var gray = _image.ColorMode == ColorMode.GRAY;
         ReadOnlySpan<byte> pixels = resized.GetPixelSpan();
         var rowBytes = resized.RowBytes;
+        destination.Fill(pad);
         Span<float> values = stackalloc float[3];
-        for (var y = 0; y < height; y++)
+        for (var y = 0; y < resized.Height; y++)
         {
-            for (var x = 0; x < width; x++)
+            var row = pixels.Slice(y * rowBytes, resized.Width * 4);
+            for (var x = 0; x < resized.Width; x++)
             {
-                var inside = x < resized.Width && y < resized.Height;
-                if (inside)
+                float r = row[x * 4], g = row[(x * 4) + 1], b = row[(x * 4) + 2];
+                if (gray)
                 {
-                    var at = y * rowBytes + x * 4;
-                    float r = pixels[at], g = pixels[at + 1], b = pixels[at + 2];
-                    if (gray)
-                    {
-                        values[0] = 0.299f * r + 0.587f * g + 0.114f * b;
-                    }
-                    else
-                    {
-                        values[0] = bgr ? b : r;
-                        values[1] = g;
-                        values[2] = bgr ? r : b;
-                    }
+                    values[0] = (0.299f * r) + (0.587f * g) + (0.114f * b);
+                }
+                else
+                {
+                    values[0] = bgr ? b : r;
+                    values[1] = g;
+                    values[2] = bgr ? r : b;
                 }
 
                 for (var c = 0; c < channels; c++)
                 {
-                    var index = nchw ? c * plane + y * width + x : (y * width + x) * channels + c;
-                    destination[index] = inside ? convert(values[c], c) : pad;
+                    var index = nchw ? (c * plane) + (y * width) + x : (((y * width) + x) * channels) + c;
+                    if (typeof(T) == typeof(float))
+                    {
+                        var value = (values[c] * multiplier![c]) + offset![c];
+                        destination[index] = System.Runtime.CompilerServices.Unsafe.As<float, T>(ref value);
+                    }
+                    else
+                    {
+                        var value = (byte)Math.Clamp(values[c] + 0.5f, 0f, 255f);
+                        destination[index] = System.Runtime.CompilerServices.Unsafe.As<byte, T>(ref value);
+                    }
                 }
             }
         }
