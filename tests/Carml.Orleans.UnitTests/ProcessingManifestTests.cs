@@ -128,4 +128,19 @@ public sealed class ProcessingManifestTests
         Assert.Contains("type: image applies to inputs only", e.Message);
         Assert.Contains("type: classification applies to outputs only", e.Message);
     }
+
+    [Fact]
+    public void Same_processing_is_equivalent_and_different_normalisation_is_not()
+    {
+        var text = File.ReadAllText(RepositoryFile("models", "ppocr-cls", "manifest.yaml"));
+
+        var first = ManifestReader.Parse(text);
+        var again = ManifestReader.Parse(text);
+        var otherMean = ManifestReader.Parse(text.Replace("mean: [0.5, 0.5, 0.5]", "mean: [0.4, 0.5, 0.5]", StringComparison.Ordinal));
+        var otherLimit = ManifestReader.Parse(text.Replace("feature_limit: 2", "feature_limit: 1", StringComparison.Ordinal));
+
+        Assert.True(ManifestComparer.Equivalent(first, again));
+        Assert.False(ManifestComparer.Equivalent(first, otherMean));
+        Assert.False(ManifestComparer.Equivalent(first, otherLimit));
+    }
 }
