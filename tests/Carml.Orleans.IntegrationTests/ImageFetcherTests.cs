@@ -14,8 +14,12 @@ public sealed class ImageFetcherTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static ImageFetcher Fetcher(bool allowLoopback, long maxBytes = 1024, int maxRedirects = 3) => new(
-        Options.Create(new PredictorOptions { MaxImageBytes = maxBytes, Urls = new ImageFetchOptions { AllowLoopback = allowLoopback, MaxRedirects = maxRedirects, Timeout = TimeSpan.FromSeconds(10) } }),
+    private static ImageFetcher Fetcher(bool allowLoopback, long maxBytes = 1024, int maxRedirects = 3, double timeoutSeconds = 10) => new(
+        Options.Create(new PredictorOptions
+        {
+            MaxImageBytes = maxBytes,
+            Urls = new ImageFetchOptions { AllowLoopback = allowLoopback, MaxRedirects = maxRedirects, Timeout = TimeSpan.FromSeconds(timeoutSeconds) },
+        }),
         NullLogger<ImageFetcher>.Instance);
 
     [Theory]
@@ -99,5 +103,29 @@ public sealed class ImageFetcherTests
         var e = await Assert.ThrowsAsync<ModelException>(() => fetcher.FetchAsync(server.Url("gone"), Ct));
 
         Assert.Contains("answered 404", e.Message);
+    }
+
+    [Fact]
+    public async Task Server_that_never_answers_is_cut_off_at_the_time_limit()
+    {
+        var never = new TaskCompletionSource();
+        await using var server = await LocalWebServer.StartAsync(app => app.MapGet("/stall", async () =>
+        {
+            await never.Task;
+            return Results.Ok();
+        }));
+        using var fetcher = Fetcher(allowLoopback: true, timeoutSeconds: 0.5);
+
+        try
+        {
+            var e = await Assert.ThrowsAsync<ModelException>(() => fetcher.FetchAsync(server.Url("stall"), Ct));
+
+            Assert.Equal(ModelErrorKind.InvalidArgument, e.Kind);
+            Assert.Contains("within 0.5 s", e.Message);
+        }
+        finally
+        {
+            never.SetResult();
+        }
     }
 }

@@ -136,6 +136,25 @@ public sealed class PredictorRestTests(PredictorFixture fixture)
     }
 
     [Fact]
+    public async Task Labels_come_from_the_label_file_at_features_url()
+    {
+        var bytes = await OrientationModel.BytesAsync();
+        await using var server = await LocalWebServer.StartAsync(app => app.MapGet("/labels.txt", () => Results.Text("upright\nupside-down\n")));
+        var manifest = OrientationModel.Manifest
+            .Replace("name: ppocr-cls", "name: ppocr-cls-named", StringComparison.Ordinal)
+            .Replace("labels: [\"0\", \"180\"]", string.Empty, StringComparison.Ordinal)
+            .Replace("    feature_limit: 2\n", $"    feature_limit: 2\n    features_url: {server.Url("labels.txt")}\n", StringComparison.Ordinal);
+        await ModelRegistration.RegisterAsync(Http, manifest, bytes);
+        var id = await OpenAsync("ppocr-cls-named");
+
+        using var response = await PredictOneAsync(id, TextLineImages.Render("street address 12", upsideDown: true));
+
+        var features = (await response.JsonAsync()).GetProperty("results")[0].GetProperty("features");
+        Assert.Equal(["upside-down", "upright"], features.EnumerateArray().Select(f => f.GetProperty("label").GetString()));
+        Assert.Equal(1, server.Requests);
+    }
+
+    [Fact]
     public async Task Reset_clears_usage_and_starts_a_new_generation_on_the_same_model()
     {
         await fixture.EnsureOrientationModelAsync();
@@ -178,6 +197,24 @@ public sealed class PredictorRestTests(PredictorFixture fixture)
         Assert.Equal(status, response.StatusCode);
         Assert.Contains(message, problem.GetProperty("detail").GetString());
         Assert.Contains("Input 0", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Malformed_json_bad_base64_and_an_unknown_content_type_are_400()
+    {
+        await fixture.EnsureOrientationModelAsync();
+        var id = await OpenAsync(PredictorFixture.OrientationModelName);
+
+        using var malformed = await Http.PostJsonAsync($"/api/predictors/{id}/images", "{\"images\": [");
+        using var base64 = await Http.PostJsonAsync($"/api/predictors/{id}/images", "{\"images\": [{\"data\": \"***\"}]}");
+        using var empty = await Http.PostJsonAsync($"/api/predictors/{id}/images", "{\"images\": []}");
+        using var text = await Http.PostAsync($"/api/predictors/{id}/images", new StringContent("hello"), Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, base64.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, text.StatusCode);
+        Assert.Contains("not accepted", (await text.JsonAsync()).GetProperty("detail").GetString());
     }
 
     [Fact]

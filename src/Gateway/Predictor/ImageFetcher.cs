@@ -198,7 +198,7 @@ public sealed partial class ImageFetcher : IDisposable
         var allowed = addresses.Where(Allows).ToArray();
         if (allowed.Length == 0)
         {
-            throw new AddressRefusedException(host, addresses, _urls);
+            throw new AddressRefusedException(host, addresses);
         }
 
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -234,13 +234,13 @@ public sealed partial class ImageFetcher : IDisposable
     [LoggerMessage(EventId = 2301, Level = LogLevel.Warning, Message = "Refused to fetch an image from {Host}: it resolves to {Addresses}")]
     private static partial void LogRefused(ILogger logger, string host, string addresses);
 
-    private sealed class AddressRefusedException(string host, IPAddress[] addresses, ImageFetchOptions urls) : Exception(Explain(host, addresses, urls))
+    private sealed class AddressRefusedException(string host, IPAddress[] addresses) : Exception(Explain(host, addresses))
     {
         public string Host { get; } = host;
 
         public string Addresses { get; } = string.Join(", ", addresses.Select(a => a.ToString()));
 
-        private static string Explain(string host, IPAddress[] addresses, ImageFetchOptions urls)
+        private static string Explain(string host, IPAddress[] addresses)
         {
             if (addresses.Length == 0)
             {

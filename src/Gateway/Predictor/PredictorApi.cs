@@ -122,7 +122,16 @@ public static class PredictorApi
 
         if (contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
         {
-            var body = await request.ReadFromJsonAsync<ImagesDto>(cancellationToken);
+            ImagesDto? body;
+            try
+            {
+                body = await request.ReadFromJsonAsync<ImagesDto>(cancellationToken);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw ModelException.InvalidArgument($"The JSON body is malformed (images[].data must be base64): {e.Message}");
+            }
+
             var images = (body?.Images ?? []).Select((image, i) => new PredictorInput(
                 string.IsNullOrEmpty(image.Id) ? Position(i) : image.Id,
                 image.Data ?? throw ModelException.InvalidArgument($"images[{i}].data is required: the image bytes, base64-encoded."))).ToArray();
