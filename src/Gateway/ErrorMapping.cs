@@ -17,6 +17,7 @@ public static class ErrorMapping
         ModelErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
         ModelErrorKind.DeadlineExceeded => StatusCodes.Status504GatewayTimeout,
         ModelErrorKind.FailedPrecondition => StatusCodes.Status400BadRequest,
+        ModelErrorKind.Conflict => StatusCodes.Status409Conflict,
         _ => StatusCodes.Status500InternalServerError,
     };
 
@@ -29,6 +30,7 @@ public static class ErrorMapping
         ModelErrorKind.Unavailable => StatusCode.Unavailable,
         ModelErrorKind.DeadlineExceeded => StatusCode.DeadlineExceeded,
         ModelErrorKind.FailedPrecondition => StatusCode.FailedPrecondition,
+        ModelErrorKind.Conflict => StatusCode.FailedPrecondition,
         _ => StatusCode.Internal,
     };
 

@@ -49,6 +49,7 @@ public static class GatewayHost
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             json.SerializerOptions.DictionaryKeyPolicy = null;
+            json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
         builder.Services.AddProblemDetails();
         // Binding failures (malformed JSON, a non-numeric page_size) throw, so ApiErrorMiddleware answers them with
@@ -90,6 +91,8 @@ public static class GatewayHost
         app.MapTusUploads();
         app.MapDatasets();
         app.MapPredictors();
+        app.MapRuns();
+        app.MapAgents();
         app.MapGrpcService<KServeGrpcService>();
         app.MapGrpcService<PredictorGrpcService>();
         app.MapGrpcReflectionService();

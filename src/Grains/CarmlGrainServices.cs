@@ -23,6 +23,13 @@ public static class CarmlGrainServices
             .Bind(configuration.GetSection(PredictorOptions.Section))
             .Validate(o => !o.Problems().Any(), "Carml:Predictors is invalid: IdleTimeout must be positive, limits at least 1.")
             .ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<Agents.AgentOptions>()
+            .Bind(configuration.GetSection(Agents.AgentOptions.Section))
+            .Validate(o => o.HeartbeatInterval > TimeSpan.Zero, "Carml:Agent:HeartbeatInterval must be positive.")
+            .ValidateOnStart();
+        services.TryAddSingleton<Agents.HardwareDetector>();
+        services.AddHostedService<Agents.AgentPublisher>();
         return services;
     }
 

@@ -155,6 +155,16 @@ public static class ArchiveExtractor
                     var entry = reader.Entry;
                     var relative = SafeRelativePath(entry.Key ?? string.Empty, root);
                     var path = Path.Combine(root, relative);
+                    if (!entry.IsDirectory && (File.Exists(path) || Directory.Exists(path)))
+                    {
+                        throw new ArchiveException($"Entry '{relative}' appears more than once.");
+                    }
+
+                    if (ConflictingParent(root, relative) is { } parent)
+                    {
+                        throw new ArchiveException($"Entry '{relative}' needs the directory '{parent}', which the archive holds as a file.");
+                    }
+
                     if (entry.IsDirectory)
                     {
                         Directory.CreateDirectory(path);
@@ -211,13 +221,39 @@ public static class ArchiveExtractor
             throw new ArchiveException($"Entry '{key}' has an absolute path; archives may only hold relative paths.");
         }
 
-        var full = Path.GetFullPath(Path.Combine(root, normalized));
+        string full;
+        try
+        {
+            full = Path.GetFullPath(Path.Combine(root, normalized));
+        }
+        catch (ArgumentException)
+        {
+            throw new ArchiveException($"Entry '{key}' has a name that is not a valid path.");
+        }
+
         if (!full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
         {
             throw new ArchiveException($"Entry '{key}' points outside the extraction directory.");
         }
 
         return Path.GetRelativePath(root, full);
+    }
+
+    /// <summary>The first ancestor of <paramref name="relative"/> that exists as a file, if any.</summary>
+    private static string? ConflictingParent(string root, string relative)
+    {
+        var directory = Path.GetDirectoryName(relative);
+        while (!string.IsNullOrEmpty(directory))
+        {
+            if (File.Exists(Path.Combine(root, directory)))
+            {
+                return directory.Replace('\\', '/');
+            }
+
+            directory = Path.GetDirectoryName(directory);
+        }
+
+        return null;
     }
 
     private static void CreateLink(string target, string path, string root, string relative)

@@ -139,6 +139,19 @@ public sealed class ArchiveExtractorTests : IDisposable
         Assert.False(Directory.Exists(Target));
     }
 
+    [Theory]
+    [InlineData("same.txt", "same.txt", "appears more than once")]
+    [InlineData("a", "a/b.txt", "which the archive holds as a file")]
+    public void Conflicting_entries_are_refused(string first, string second, string expected)
+    {
+        var path = Write(Tar(File(first, "1"), File(second, "2")));
+
+        var error = Assert.Throws<ArchiveException>(() => ArchiveExtractor.Extract(path, Target, new ArchiveLimits()));
+
+        Assert.Contains(expected, error.Message);
+        Assert.False(Directory.Exists(Target));
+    }
+
     [Fact]
     public void A_file_that_is_no_archive_is_refused_clearly()
     {
