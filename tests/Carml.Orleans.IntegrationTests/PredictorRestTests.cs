@@ -155,6 +155,79 @@ public sealed class PredictorRestTests(PredictorFixture fixture)
     }
 
     [Fact]
+    public async Task Evaluation_on_an_image_dataset_with_a_folder_per_label_reports_top1_accuracy()
+    {
+        await fixture.EnsureOrientationModelAsync();
+        using var zip = new MemoryStream();
+        using (var archive = new System.IO.Compression.ZipArchive(zip, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                foreach (var (folder, upside) in new[] { ("0", false), ("180", true) })
+                {
+                    await using var entry = archive.CreateEntry($"lines/{folder}/{i}.png").Open();
+                    await entry.WriteAsync(TextLineImages.Render(TextLineImages.Text(100 + i), upside), Ct);
+                }
+            }
+        }
+
+        var bytes = zip.ToArray();
+        await using var server = await LocalWebServer.StartAsync(app => app.MapGet("/eval.zip", () => Results.Bytes(bytes, "application/zip")));
+        using var registered = await Http.PostAsJsonAsync("/api/datasets", new { name = "orientation-eval", source = new { url = server.Url("eval.zip") } }, Ct);
+        Assert.True(registered.StatusCode == HttpStatusCode.Created, await registered.Content.ReadAsStringAsync(Ct));
+
+        using var started = await Http.PostAsJsonAsync(
+            "/api/evaluations", new { model = PredictorFixture.OrientationModelName, dataset = "orientation-eval", batch_size = 4 }, Ct);
+        var run = await started.JsonAsync();
+        Assert.True(started.StatusCode == HttpStatusCode.Accepted, run.ToString());
+        var id = run.GetProperty("id").GetString()!;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (run.GetProperty("status").GetString() == "running")
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"evaluation {id} still running after 60 s: {run}");
+            await Task.Delay(20, Ct);
+            run = await (await Http.GetAsync($"/api/evaluations/{id}", Ct)).JsonAsync();
+        }
+
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+        var result = run.GetProperty("evaluation");
+        Assert.Equal(20, result.GetProperty("samples").GetInt64());
+        Assert.True(result.GetProperty("top1_accuracy").GetDouble() >= 0.85, result.ToString());
+        Assert.Equal(1.0, result.GetProperty("top5_accuracy").GetDouble());
+        TestContext.Current.TestOutputHelper?.WriteLine($"Evaluation top-1 on 20 generated lines: {result.GetProperty("top1_accuracy").GetDouble():0.00}");
+    }
+
+    [Fact]
+    public async Task Evaluation_on_an_image_dataset_lists_every_unusable_image_before_running()
+    {
+        await fixture.EnsureOrientationModelAsync();
+        using var zip = new MemoryStream();
+        using (var archive = new System.IO.Compression.ZipArchive(zip, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, content) in new[] { ("loose.png", TestImages.SolidPng(8, 8, SKColors.White)), ("0/broken.png", "not a png"u8.ToArray()), ("0/fine.png", TestImages.SolidPng(8, 8, SKColors.White)) })
+            {
+                await using var entry = archive.CreateEntry(name).Open();
+                await entry.WriteAsync(content, Ct);
+            }
+        }
+
+        var bytes = zip.ToArray();
+        await using var server = await LocalWebServer.StartAsync(app => app.MapGet("/bad.zip", () => Results.Bytes(bytes, "application/zip")));
+        using var registered = await Http.PostAsJsonAsync("/api/datasets", new { name = "orientation-bad", source = new { url = server.Url("bad.zip") } }, Ct);
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+
+        using var started = await Http.PostAsJsonAsync(
+            "/api/evaluations", new { model = PredictorFixture.OrientationModelName, dataset = "orientation-bad", batch_size = 1 }, Ct);
+        var problem = await started.JsonAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, started.StatusCode);
+        var problems = problem.GetProperty("problems").EnumerateArray().Select(p => p.GetString()).ToArray();
+        Assert.Equal(2, problems.Length);
+        Assert.Contains(problems, p => p!.Contains("loose.png: not in a folder", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p!.Contains("0/broken.png", StringComparison.Ordinal) && p.Contains("not an image", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Reset_clears_usage_and_starts_a_new_generation_on_the_same_model()
     {
         await fixture.EnsureOrientationModelAsync();
