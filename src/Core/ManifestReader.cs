@@ -9,7 +9,7 @@ namespace Carml.Orleans.Core;
 /// Reads a model manifest from YAML or JSON (JSON is read as YAML flow style) and validates it, reporting every
 /// problem found in one <see cref="ModelException"/> rather than stopping at the first.
 /// </summary>
-public static class ManifestReader
+public static partial class ManifestReader
 {
     private static readonly HashSet<string> TopLevelKeys =
     [
@@ -17,7 +17,12 @@ public static class ManifestReader
         "labels", "attributes",
     ];
 
-    private static readonly HashSet<string> TensorKeys = ["name", "datatype", "shape"];
+    private static readonly HashSet<string> TensorKeys =
+    [
+        "name", "datatype", "shape", "type",
+        "layout", "color_mode", "dimensions", "resize", "mean", "std", "scale", "pad_value", "element_type",
+        "softmax", "feature_limit", "features_url", "features_sha256",
+    ];
     private static readonly HashSet<string> SourceKeys = ["path", "sha256", "upload", "url", "checksum", "archive_path"];
 
     /// <summary>Parses and validates; throws <see cref="ModelException"/> (InvalidArgument) listing every problem.</summary>
@@ -194,7 +199,7 @@ public static class ManifestReader
                 }
             }
 
-            tensors.Add(new TensorSpec(name, datatype, shape));
+            tensors.Add(WithProcessing(new TensorSpec(name, datatype, shape), tensor, where, problems));
         }
 
         return tensors;

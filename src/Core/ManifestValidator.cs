@@ -78,6 +78,8 @@ public static partial class ManifestValidator
             problems.Add("labels must not contain empty entries");
         }
 
+        ValidateProcessing(manifest, problems);
+
         return problems;
     }
 

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Carml.Orleans.Gateway.Cluster;
 using Carml.Orleans.Gateway.KServe;
 using Carml.Orleans.Gateway.Management;
+using Carml.Orleans.Gateway.Predictor;
 using Carml.Orleans.Gateway.Routing;
 using Carml.Orleans.Gateway.Standalone;
 using Carml.Orleans.Gateway.Uploads;
@@ -85,6 +86,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<ServerReadiness>();
         builder.Services.AddSingleton<KServeServer>();
         builder.Services.AddOptions<SampleModelOptions>().Bind(builder.Configuration.GetSection(SampleModelOptions.Section));
+        builder.Services.AddPredictorApi();
         builder.Services.AddHostedService<StandaloneStartup>();
         builder.Services.AddHostedService<UploadPurgeService>();
 
@@ -97,9 +99,11 @@ public static class GatewayHost
         app.MapModelManagement();
         app.MapTusUploads();
         app.MapDatasets();
+        app.MapPredictors();
         app.MapRuns();
         app.MapAgents();
         app.MapGrpcService<KServeGrpcService>();
+        app.MapGrpcService<PredictorGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();
         return app;

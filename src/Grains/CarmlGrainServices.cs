@@ -18,6 +18,11 @@ public static class CarmlGrainServices
         services.TryAddContentStore(configuration);
         services.TryAddUploadStore(configuration);
         services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
+        services.TryAddKeyedSingleton(PredictorOptions.ClockKey, TimeProvider.System);
+        services.AddOptions<PredictorOptions>()
+            .Bind(configuration.GetSection(PredictorOptions.Section))
+            .Validate(o => !o.Problems().Any(), "Carml:Predictors is invalid: IdleTimeout must be positive, limits at least 1.")
+            .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<Agents.AgentOptions>()
             .Bind(configuration.GetSection(Agents.AgentOptions.Section))

@@ -7,7 +7,8 @@ using Microsoft.Extensions.Logging;
 namespace Carml.Orleans.Grains;
 
 /// <summary>
-/// Runs a model over a labelled CSV dataset, as MLModelScope evaluations do: warm-up batches, then the dataset in
+/// Runs a model over a labelled CSV dataset, or an image dataset with one folder per label (images pre-processed as
+/// the manifest's image input says), as MLModelScope evaluations do: warm-up batches, then the dataset in
 /// batches of the requested size, repeated; top-1/top-5 accuracy, latency percentiles and throughput. The request is
 /// checked completely before anything runs; the record is written to the run store when it starts and when it ends.
 /// </summary>
@@ -114,9 +115,10 @@ public sealed partial class EvaluationGrain(IRunStore runs, ILocalSiloDetails si
             throw ModelException.InvalidArgument("warmup must be 0 or more and repetitions 1 or more.");
         }
 
-        if (manifest.Inputs is not [var input] || input.Shape.Count != 2 || input.Datatype is not (TensorDatatype.FP32 or TensorDatatype.FP64))
+        if (manifest.Inputs is not [var input]
+            || (input.Image is null && (input.Shape.Count != 2 || input.Datatype is not (TensorDatatype.FP32 or TensorDatatype.FP64))))
         {
-            throw ModelException.InvalidArgument($"Model '{id.Name}' does not take one FP32/FP64 [batch, features] input; CSV evaluations need one.");
+            throw ModelException.InvalidArgument($"Model '{id.Name}' does not take one FP32/FP64 [batch, features] input or one image input; evaluations need one.");
         }
 
         var output = request.Output is { } name
@@ -126,8 +128,11 @@ public sealed partial class EvaluationGrain(IRunStore runs, ILocalSiloDetails si
 
         var dataset = await GrainFactory.GetGrain<IDatasetGrain>(request.Dataset).GetAsync()
             ?? throw ModelException.NotFound($"Dataset '{request.Dataset}' is not registered.");
-        var rows = CsvDataset.Load(CsvFile(dataset), request.LabelColumn);
-        if (input.Shape[1] >= 0 && rows[0].Features.Length != input.Shape[1])
+        // An image input reads an archive with one folder per label; anything else reads a CSV.
+        var rows = input.Image is not null
+            ? ImageDatasetRows.Load(dataset, input, new Preprocessing.ImageLimits())
+            : CsvDataset.Load(CsvFile(dataset), request.LabelColumn);
+        if (input.Image is null && input.Shape[1] >= 0 && rows[0].Features.Length != input.Shape[1])
         {
             throw ModelException.InvalidArgument($"The dataset has {rows[0].Features.Length} feature columns; input '{input.Name}' takes {input.Shape[1]}.");
         }
@@ -238,8 +243,9 @@ public sealed partial class EvaluationGrain(IRunStore runs, ILocalSiloDetails si
             data = MemoryMarshal.AsBytes(rows.SelectMany(r => r.Features).Select(f => (double)f).ToArray().AsSpan()).ToArray();
         }
 
+        long[] shape = plan.Input.Image is null ? [rows.Length, features] : new Preprocessing.ImageTensorWriter(plan.Input).Shape(rows.Length);
         var response = await plan.Replica.InferAsync(new InferenceRequest(
-            [new InferenceTensor(plan.Input.Name, plan.Input.Datatype, [rows.Length, features], data)], [plan.Output.Name]));
+            [new InferenceTensor(plan.Input.Name, plan.Input.Datatype, shape, data)], [plan.Output.Name]));
         var output = response.Outputs[0];
         return output.Datatype == TensorDatatype.FP32
             ? MemoryMarshal.Cast<byte, float>(output.Data).ToArray().Select(v => (double)v).ToArray()

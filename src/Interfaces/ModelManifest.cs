@@ -30,7 +30,14 @@ public sealed record ModelManifest
 public sealed record TensorSpec(
     [property: Id(0)] string Name,
     [property: Id(1)] TensorDatatype Datatype,
-    [property: Id(2)] IReadOnlyList<long> Shape);
+    [property: Id(2)] IReadOnlyList<long> Shape)
+{
+    /// <summary>Set on an input of <c>type: image</c>: how the predictor API turns an image into this tensor.</summary>
+    [Id(3)] public ImagePreprocessing? Image { get; init; }
+
+    /// <summary>Set on an output of <c>type: classification</c>: how the predictor API turns it into labelled features.</summary>
+    [Id(4)] public ClassificationPostprocessing? Classification { get; init; }
+}
 
 /// <summary>
 /// Where the model file comes from: a path relative to the manifest (informational), a stored artifact's SHA-256,
