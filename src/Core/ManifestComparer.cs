@@ -31,5 +31,12 @@ public static class ManifestComparer
         a.Count == b.Count
         && a.Zip(b).All(pair => pair.First.Name == pair.Second.Name
             && pair.First.Datatype == pair.Second.Datatype
-            && pair.First.Shape.SequenceEqual(pair.Second.Shape));
+            && pair.First.Shape.SequenceEqual(pair.Second.Shape)
+            && Equivalent(pair.First.Image, pair.Second.Image)
+            && pair.First.Classification == pair.Second.Classification);
+
+    private static bool Equivalent(ImagePreprocessing? a, ImagePreprocessing? b) =>
+        a is null || b is null
+            ? a is null && b is null
+            : a.Mean.SequenceEqual(b.Mean) && a.Std.SequenceEqual(b.Std) && a with { Mean = b.Mean, Std = b.Std } == b;
 }

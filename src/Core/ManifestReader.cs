@@ -9,7 +9,7 @@ namespace Carml.Orleans.Core;
 /// Reads a model manifest from YAML or JSON (JSON is read as YAML flow style) and validates it, reporting every
 /// problem found in one <see cref="ModelException"/> rather than stopping at the first.
 /// </summary>
-public static class ManifestReader
+public static partial class ManifestReader
 {
     private static readonly HashSet<string> TopLevelKeys =
     [
@@ -24,8 +24,13 @@ public static class ManifestReader
 
     private static readonly HashSet<string> RuntimeKeys = ["intra_op_threads", "inter_op_threads", "max_concurrent_runs"];
 
-    private static readonly HashSet<string> TensorKeys = ["name", "datatype", "shape"];
-    private static readonly HashSet<string> SourceKeys = ["path", "sha256"];
+    private static readonly HashSet<string> TensorKeys =
+    [
+        "name", "datatype", "shape", "type",
+        "layout", "color_mode", "dimensions", "resize", "mean", "std", "scale", "pad_value", "element_type",
+        "softmax", "feature_limit", "features_url", "features_sha256",
+    ];
+    private static readonly HashSet<string> SourceKeys = ["path", "sha256", "upload", "url", "checksum", "archive_path"];
 
     /// <summary>Parses and validates; throws <see cref="ModelException"/> (InvalidArgument) listing every problem.</summary>
     public static ModelManifest Parse(string text)
@@ -315,7 +320,7 @@ public static class ManifestReader
                 }
             }
 
-            tensors.Add(new TensorSpec(name, datatype, shape));
+            tensors.Add(WithProcessing(new TensorSpec(name, datatype, shape), tensor, where, problems));
         }
 
         return tensors;
@@ -330,7 +335,7 @@ public static class ManifestReader
 
         if (node is not YamlMappingNode mapping)
         {
-            problems.Add("source must be a mapping with 'path' or 'sha256'");
+            problems.Add("source must be a mapping with 'path', 'sha256', 'upload' or 'url'");
             return new ModelSource();
         }
 
@@ -339,6 +344,10 @@ public static class ManifestReader
         {
             Path = OptionalString(source, "path", problems),
             Sha256 = OptionalString(source, "sha256", problems)?.ToLowerInvariant(),
+            Upload = OptionalString(source, "upload", problems)?.ToLowerInvariant(),
+            Url = OptionalString(source, "url", problems),
+            Checksum = OptionalString(source, "checksum", problems),
+            ArchivePath = OptionalString(source, "archive_path", problems),
         };
     }
 

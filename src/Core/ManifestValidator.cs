@@ -57,6 +57,22 @@ public static partial class ManifestValidator
             problems.Add($"source.sha256 '{sha256}' must be 64 hexadecimal characters");
         }
 
+        var origins = new[] { manifest.Source.Sha256, manifest.Source.Upload, manifest.Source.Url }.Count(o => !string.IsNullOrEmpty(o));
+        if (origins > 1)
+        {
+            problems.Add("source: give one of sha256, upload or url");
+        }
+
+        if (manifest.Source.Checksum is { Length: > 0 } && manifest.Source.Url is null)
+        {
+            problems.Add("source.checksum verifies a download: it needs source.url");
+        }
+
+        if (manifest.Source.Url is { Length: > 0 } url && !Uri.TryCreate(url, UriKind.Absolute, out _))
+        {
+            problems.Add($"source.url '{url}' is not an absolute URL");
+        }
+
         if (manifest.Labels.Any(string.IsNullOrEmpty))
         {
             problems.Add("labels must not contain empty entries");
@@ -64,6 +80,7 @@ public static partial class ManifestValidator
 
         ValidateBatching(manifest, problems);
         ValidateRuntime(manifest.Runtime, problems);
+        ValidateProcessing(manifest, problems);
 
         return problems;
     }

@@ -16,6 +16,8 @@ public static class ErrorMapping
         ModelErrorKind.ResourceExhausted => StatusCodes.Status429TooManyRequests,
         ModelErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
         ModelErrorKind.DeadlineExceeded => StatusCodes.Status504GatewayTimeout,
+        ModelErrorKind.FailedPrecondition => StatusCodes.Status400BadRequest,
+        ModelErrorKind.Conflict => StatusCodes.Status409Conflict,
         _ => StatusCodes.Status500InternalServerError,
     };
 
@@ -27,6 +29,8 @@ public static class ErrorMapping
         ModelErrorKind.PayloadTooLarge or ModelErrorKind.ResourceExhausted => StatusCode.ResourceExhausted,
         ModelErrorKind.Unavailable => StatusCode.Unavailable,
         ModelErrorKind.DeadlineExceeded => StatusCode.DeadlineExceeded,
+        ModelErrorKind.FailedPrecondition => StatusCode.FailedPrecondition,
+        ModelErrorKind.Conflict => StatusCode.FailedPrecondition,
         _ => StatusCode.Internal,
     };
 

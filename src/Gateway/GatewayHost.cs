@@ -1,18 +1,24 @@
 using System.Net;
 using System.Text.Json;
+using Carml.Orleans.Gateway.Cluster;
 using Carml.Orleans.Gateway.KServe;
 using Carml.Orleans.Gateway.Management;
+using Carml.Orleans.Gateway.Predictor;
 using Carml.Orleans.Gateway.Routing;
 using Carml.Orleans.Gateway.Standalone;
+using Carml.Orleans.Gateway.Uploads;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Silo;
+using Carml.Orleans.Transfers;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Carml.Orleans.Gateway;
 
 /// <summary>
 /// Builds the gateway: Kestrel with an HTTP/1.1 port (KServe v2 HTTP, management API, OpenAPI) and a cleartext
-/// HTTP/2 port (KServe v2 gRPC), in front of an in-process silo (standalone mode).
+/// HTTP/2 port (KServe v2 gRPC), in front of an in-process silo (standalone mode) or, with <c>Carml:Mode=cluster</c>,
+/// as an Orleans client of silos found through Consul.
 /// </summary>
 public static class GatewayHost
 {
@@ -39,14 +45,25 @@ public static class GatewayHost
         });
         builder.Services.AddSingleton(new GatewayEndpoints(new Uri($"http://{Format(host)}:{httpPort}"), new Uri($"http://{Format(host)}:{grpcPort}")));
 
-        builder.UseOrleans(silo => silo.UseCarmlStandalone(builder.Configuration));
+        if (CarmlModeConfiguration.Read(builder.Configuration) == CarmlMode.Cluster)
+        {
+            builder.UseCarmlClusterClient();
+        }
+        else
+        {
+            builder.UseOrleans(silo => silo.UseCarmlStandalone(builder.Configuration));
+        }
 
         builder.Services.ConfigureHttpJsonOptions(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             json.SerializerOptions.DictionaryKeyPolicy = null;
+            json.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
         builder.Services.AddProblemDetails();
+        // Binding failures (malformed JSON, a non-numeric page_size) throw, so ApiErrorMiddleware answers them with
+        // the same problem details as every other client mistake instead of an empty 400.
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddOpenApi();
         builder.Services.AddGrpc(grpc =>
         {
@@ -55,19 +72,38 @@ public static class GatewayHost
             grpc.Interceptors.Add<GrpcErrorInterceptor>();
         });
         builder.Services.AddGrpcReflection();
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ModelRouter>();
+        builder.Services.AddSingleton<ModelSourceResolver>();
+        builder.Services.AddOptions<ArchiveLimits>().Bind(builder.Configuration.GetSection("Carml:Archives"));
+        var dataDirectory = builder.Configuration.GetSection(CarmlSiloOptions.Section).Get<CarmlSiloOptions>()?.DataDirectory ?? new CarmlSiloOptions().DataDirectory;
+        builder.Services.AddOptions<DownloadOptions>()
+            .Configure(o => o.CacheDirectory = Path.Combine(Path.GetFullPath(dataDirectory), "downloads"))
+            .Bind(builder.Configuration.GetSection(DownloadOptions.Section))
+            .Validate(o => o.MaxBytes > 0 && o.Attempts > 0 && o.CacheExpiry >= TimeSpan.Zero, "Carml:Downloads: MaxBytes and Attempts must be positive, CacheExpiry not negative.")
+            .ValidateOnStart();
+        builder.Services.AddHttpClient<DownloadManager>(client => client.Timeout = TimeSpan.FromMinutes(30));
         builder.Services.AddSingleton<ServerReadiness>();
         builder.Services.AddSingleton<KServeServer>();
         builder.Services.AddOptions<SampleModelOptions>().Bind(builder.Configuration.GetSection(SampleModelOptions.Section));
+        builder.Services.AddPredictorApi();
         builder.Services.AddHostedService<StandaloneStartup>();
+        builder.Services.AddHostedService<UploadPurgeService>();
 
         var app = builder.Build();
         app.UseMiddleware<ApiErrorMiddleware>();
         app.UseMiddleware<RequestSizeLimitMiddleware>();
+        app.UseHttpMethodOverride(); // tus clients behind proxies that block PATCH/DELETE send X-HTTP-Method-Override
+        app.UseRouting();
         app.MapKServeHttp();
         app.MapModelManagement();
+        app.MapTusUploads();
+        app.MapDatasets();
+        app.MapPredictors();
+        app.MapRuns();
+        app.MapAgents();
         app.MapGrpcService<KServeGrpcService>();
+        app.MapGrpcService<PredictorGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();
         return app;

@@ -7,7 +7,8 @@ namespace Carml.Orleans.Gateway;
 /// <summary>
 /// Applies <see cref="GatewayOptions.MaxRequestBytes"/>: a declared body over the limit is refused with 413 before it
 /// is read; a body without a declared length is cut by Kestrel at the limit (also 413). gRPC requests are exempt here
-/// because gRPC enforces the same limit per message and answers RESOURCE_EXHAUSTED, which its clients expect.
+/// because gRPC enforces the same limit per message and answers RESOURCE_EXHAUSTED, which its clients expect; tus
+/// uploads are exempt because they are bounded by their declared length and <c>Carml:Uploads:MaxSize</c>.
 /// </summary>
 public sealed class RequestSizeLimitMiddleware(RequestDelegate next, IOptions<GatewayOptions> options)
 {
@@ -21,7 +22,7 @@ public sealed class RequestSizeLimitMiddleware(RequestDelegate next, IOptions<Ga
                 feature.MaxRequestBodySize = null;
             }
         }
-        else if (context.Request.ContentLength > limit)
+        else if (context.Request.ContentLength > limit && !context.Request.Path.StartsWithSegments(Uploads.TusApi.Prefix))
         {
             throw new ModelException(
                 ModelErrorKind.PayloadTooLarge,

@@ -1,6 +1,7 @@
 using Carml.Orleans.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Carml.Orleans.Grains;
@@ -16,11 +17,40 @@ public static class CarmlGrainServices
             .Validate(o => o.MaxConcurrentRuns >= 0, "Carml:OnnxRuntime:MaxConcurrentRuns must be 0 (one per core) or positive.")
             .ValidateOnStart();
         services.TryAddContentStore(configuration);
-        if (!services.Any(d => d.ServiceType == typeof(LocalReplicaDirectory)))
+        services.TryAddSingleton<LocalReplicaDirectory>();
+        services.TryAddUploadStore(configuration);
+        services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
+        services.TryAddKeyedSingleton(PredictorOptions.ClockKey, TimeProvider.System);
+        services.AddOptions<PredictorOptions>()
+            .Bind(configuration.GetSection(PredictorOptions.Section))
+            .Validate(o => !o.Problems().Any(), "Carml:Predictors is invalid: IdleTimeout must be positive, limits at least 1.")
+            .ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<Agents.AgentOptions>()
+            .Bind(configuration.GetSection(Agents.AgentOptions.Section))
+            .Validate(o => o.HeartbeatInterval > TimeSpan.Zero, "Carml:Agent:HeartbeatInterval must be positive.")
+            .ValidateOnStart();
+        services.TryAddSingleton<Agents.HardwareDetector>();
+        services.AddHostedService<Agents.AgentPublisher>();
+        return services;
+    }
+
+    /// <summary>Registers the partial-upload store once, bound to <c>Carml:Uploads</c>.</summary>
+    public static IServiceCollection TryAddUploadStore(this IServiceCollection services, IConfiguration configuration)
+    {
+        if (services.Any(d => d.ServiceType == typeof(UploadFileStore)))
         {
-            services.AddSingleton<LocalReplicaDirectory>();
+            return services;
         }
 
+        services.AddOptions<UploadOptions>()
+            .Bind(configuration.GetSection(UploadOptions.Section))
+            .Validate(o => !string.IsNullOrWhiteSpace(o.Root), "Carml:Uploads:Root must name a directory.")
+            .Validate(o => o.MaxSize > 0, "Carml:Uploads:MaxSize must be positive.")
+            .Validate(o => o.Expiration > TimeSpan.Zero && o.PurgeInterval > TimeSpan.Zero && o.LeaseTimeout > TimeSpan.Zero,
+                "Carml:Uploads:Expiration, PurgeInterval and LeaseTimeout must be positive.")
+            .ValidateOnStart();
+        services.AddSingleton(sp => new UploadFileStore(sp.GetRequiredService<IOptions<UploadOptions>>()));
         return services;
     }
 

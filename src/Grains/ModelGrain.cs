@@ -83,16 +83,22 @@ public sealed partial class ModelGrain(
     public async Task<ModelStatus> EnsureLoadedAsync()
     {
         var (manifest, artifact) = Registration();
-        if (_state == ModelState.Ready)
+
+        // Ask the replica even when this grain is Ready: in a cluster the replica may have been lost with the silo that
+        // hosted it and re-activated empty on another one. Loading is idempotent, so a loaded replica just answers.
+        var wasReady = _state == ModelState.Ready;
+        if (!wasReady)
         {
-            return Status()!;
+            _state = ModelState.Loading;
         }
 
-        _state = ModelState.Loading;
         try
         {
             _replica = await Replica.LoadAsync(manifest, artifact);
-            MarkReady();
+            if (!wasReady)
+            {
+                MarkReady();
+            }
         }
         catch (Exception e)
         {

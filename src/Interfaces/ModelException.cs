@@ -25,6 +25,12 @@ public enum ModelErrorKind
 
     /// <summary>The request's deadline passed before it could be served (HTTP 504, gRPC DEADLINE_EXCEEDED).</summary>
     DeadlineExceeded = 7,
+
+    /// <summary>The request is well formed but the target is not in a state to serve it (HTTP 400, gRPC FAILED_PRECONDITION).</summary>
+    FailedPrecondition = 8,
+
+    /// <summary>The request conflicts with the resource's state, e.g. cancelling a finished evaluation (HTTP 409, gRPC FAILED_PRECONDITION).</summary>
+    Conflict = 9,
 }
 
 /// <summary>A refused model operation, with every problem found, not just the first.</summary>

@@ -36,15 +36,30 @@ public sealed record ModelManifest
 public sealed record TensorSpec(
     [property: Id(0)] string Name,
     [property: Id(1)] TensorDatatype Datatype,
-    [property: Id(2)] IReadOnlyList<long> Shape);
+    [property: Id(2)] IReadOnlyList<long> Shape)
+{
+    /// <summary>Set on an input of <c>type: image</c>: how the predictor API turns an image into this tensor.</summary>
+    [Id(3)] public ImagePreprocessing? Image { get; init; }
 
-/// <summary>Where the model file comes from: a path relative to the manifest, or a stored artifact's SHA-256.</summary>
+    /// <summary>Set on an output of <c>type: classification</c>: how the predictor API turns it into labelled features.</summary>
+    [Id(4)] public ClassificationPostprocessing? Classification { get; init; }
+}
+
+/// <summary>
+/// Where the model file comes from: a path relative to the manifest (informational), a stored artifact's SHA-256,
+/// a completed tus upload's id, or a URL (http, https, s3, allowed file roots) with an optional checksum. When the
+/// file is an archive, <see cref="ArchivePath"/> names the model inside it (default: its only .onnx file).
+/// </summary>
 [GenerateSerializer, Immutable]
 [Alias("carml.ModelSource")]
 public sealed record ModelSource
 {
     [Id(0)] public string? Path { get; init; }
     [Id(1)] public string? Sha256 { get; init; }
+    [Id(2)] public string? Upload { get; init; }
+    [Id(3)] public string? Url { get; init; }
+    [Id(4)] public string? Checksum { get; init; }
+    [Id(5)] public string? ArchivePath { get; init; }
 }
 
 /// <summary>

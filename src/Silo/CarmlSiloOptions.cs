@@ -24,4 +24,11 @@ public sealed class CarmlSiloOptions
     /// <summary>Port Orleans clients (gateways in cluster mode) connect to; 0 picks a free port at start.</summary>
     [Range(0, 65535)]
     public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>Cluster mode: the address other silos and the gateways use to reach this silo (this host's own IP).</summary>
+    [Required]
+    public string AdvertisedAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Cluster mode: listen on every interface instead of only <see cref="AdvertisedAddress"/> (e.g. in a container).</summary>
+    public bool ListenOnAnyHostAddress { get; set; }
 }

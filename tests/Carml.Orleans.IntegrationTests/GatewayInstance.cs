@@ -34,7 +34,8 @@ public sealed class GatewayInstance : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<GatewayInstance> StartAsync(string dataDirectory, IDictionary<string, string?>? settings = null)
+    public static async Task<GatewayInstance> StartAsync(
+        string dataDirectory, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
         var configuration = new Dictionary<string, string?>
         {
@@ -51,7 +52,11 @@ public sealed class GatewayInstance : IAsyncDisposable
             configuration[key] = value;
         }
 
-        var app = GatewayHost.Build([], builder => builder.Configuration.AddInMemoryCollection(configuration));
+        var app = GatewayHost.Build([], builder =>
+        {
+            builder.Configuration.AddInMemoryCollection(configuration);
+            services?.Invoke(builder.Services);
+        });
         using var timeout = new CancellationTokenSource(StartTimeout);
         try
         {

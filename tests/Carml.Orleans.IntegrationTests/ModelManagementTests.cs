@@ -143,6 +143,7 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
     [InlineData("page_size=0")]
     [InlineData("page_size=5000")]
     [InlineData("page_token=%25%25%25")]
+    [InlineData("page_size=abc")]
     public async Task Bad_paging_parameters_are_400(string query)
     {
         var response = await Http.GetAsync($"/api/models?{query}", Ct);
@@ -211,7 +212,7 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
         var manifest = TestModels.TypedManifest("mismatch")
             .Replace("{name: f64, datatype: FP64, shape: [-1, 2]}", "{name: f64, datatype: FP32, shape: [-1, 3]}", StringComparison.Ordinal)
             .Replace("{name: flag_out, datatype: BOOL, shape: [-1]}", "{name: missing_out, datatype: BOOL, shape: [-1]}", StringComparison.Ordinal);
-        var model = TestModels.TypedModel();
+        var model = TestModels.TypedModel($"mismatch_{Guid.NewGuid():N}");
 
         var response = await Http.PostAsync("/api/models", ModelRegistration.Multipart(manifest, model), Ct);
 
@@ -303,5 +304,38 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
     {
         var sha = Convert.ToHexStringLower(SHA256.HashData(model));
         Assert.Equal(HttpStatusCode.NotFound, (await Http.GetAsync($"/api/artifacts/{sha}", Ct)).StatusCode);
+    }
+}
+
+[Collection(GatewayCollection.Name)]
+public sealed class AgentApiTests(GatewayFixture fixture)
+{
+    [Fact]
+    public async Task The_standalone_silo_reports_itself_as_an_agent()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        System.Text.Json.JsonElement agents;
+        while (true)
+        {
+            agents = await (await fixture.Gateway.Http.GetAsync("/api/agents", TestContext.Current.CancellationToken)).JsonAsync();
+            if (agents.GetArrayLength() > 0)
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "no agent reported within 30 s");
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        var agent = agents[0];
+        Assert.Equal("cpu", agent.GetProperty("accelerator").GetString());
+        Assert.False(agent.GetProperty("stale").GetBoolean());
+        var record = agent.GetProperty("agent");
+        Assert.Equal(Environment.ProcessorCount, record.GetProperty("cpu_cores").GetInt32());
+        Assert.Contains("CPUExecutionProvider", record.GetProperty("execution_providers").EnumerateArray().Select(e => e.GetString()));
+        Assert.False(string.IsNullOrEmpty(record.GetProperty("frameworks").GetProperty("onnxruntime").GetString()));
+        var id = Uri.EscapeDataString(record.GetProperty("id").GetString()!);
+        Assert.Equal(HttpStatusCode.OK, (await fixture.Gateway.Http.GetAsync($"/api/agents/{id}", TestContext.Current.CancellationToken)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await fixture.Gateway.Http.GetAsync("/api/agents/nobody", TestContext.Current.CancellationToken)).StatusCode);
     }
 }

@@ -23,9 +23,10 @@ public static class TestModels
     /// f64 FP64 [b,2] → f64_out = 2·f64; i32 INT32 [b] → i32_out = i32 + 1; i64 INT64 [b] → i64_out = −i64;
     /// u8 UINT8 [b,3] → u8_out = u8; flag BOOL [b] → flag_out = ¬flag.
     /// </summary>
-    public static byte[] TypedModel()
+    /// <remarks>A distinct <paramref name="graphName"/> gives distinct file bytes (and SHA-256).</remarks>
+    public static byte[] TypedModel(string graphName = "typed")
     {
-        var graph = new OnnxGraphBuilder("typed");
+        var graph = new OnnxGraphBuilder(graphName);
         var f64 = graph.AddInput("f64", OnnxDataType.Double, "batch", 2);
         var i32 = graph.AddInput("i32", OnnxDataType.Int32, "batch");
         var i64 = graph.AddInput("i64", OnnxDataType.Int64, "batch");

@@ -43,18 +43,24 @@ public static class ModelManagementApi
         HttpRequest request,
         IGrainFactory grains,
         ContentStore store,
+        ModelSourceResolver sources,
         ModelRouter router,
         IOptions<GatewayOptions> options,
         CancellationToken cancellationToken)
     {
-        StoredContent? uploaded = null;
+        var resolution = new ModelSourceResolver.Resolution();
         try
         {
             string manifestText;
+            StoredContent? sent = null;
             if (request.HasFormContentType && MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
                 && mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
             {
-                (manifestText, uploaded) = await ReadMultipartAsync(request, mediaType, store, options.Value.MaxRequestBytes, cancellationToken);
+                (manifestText, sent) = await ReadMultipartAsync(request, mediaType, store, options.Value.MaxRequestBytes, cancellationToken);
+                if (sent is { Created: true })
+                {
+                    resolution.Added.Add(sent.Sha256);
+                }
             }
             else
             {
@@ -62,52 +68,18 @@ public static class ModelManagementApi
             }
 
             var manifest = ManifestReader.Parse(manifestText);
-            var artifact = ResolveArtifact(manifest, uploaded, store);
-            manifest = manifest with { Source = new ModelSource { Path = manifest.Source.Path, Sha256 = artifact.Sha256 } };
-
+            await sources.ResolveAsync(manifest, sent, resolution, cancellationToken);
+            var artifact = resolution.Artifact!;
             var status = await grains.GetGrain<IModelGrain>(manifest.Id.Key).RegisterAsync(manifest, artifact);
             router.Invalidate(manifest.Name);
-            uploaded = null;
+            resolution.Added.Clear();
             return TypedResults.Created($"/api/models/{manifest.Name}/versions/{manifest.Version}", ModelVersionDto.From(status));
         }
         finally
         {
-            // Nothing is kept from a refused registration: a file this request added goes again.
-            if (uploaded is { Created: true } orphan)
-            {
-                store.Delete(orphan.Sha256);
-            }
+            // Nothing is kept from a refused registration: the files this request added go again.
+            resolution.Discard(store);
         }
-    }
-
-    private static ModelArtifact ResolveArtifact(ModelManifest manifest, StoredContent? uploaded, ContentStore store)
-    {
-        var declared = manifest.Source.Sha256;
-        if (uploaded is not null)
-        {
-            if (declared is not null && declared != uploaded.Sha256)
-            {
-                throw ModelException.InvalidArgument(
-                    $"source.sha256 is {declared} but the uploaded model file's SHA-256 is {uploaded.Sha256}.");
-            }
-
-            return new ModelArtifact(uploaded.Sha256, uploaded.SizeBytes);
-        }
-
-        if (declared is null)
-        {
-            throw ModelException.InvalidArgument(manifest.Source.Path is null
-                ? "No model file: send it as the multipart part 'model', or name a stored artifact in source.sha256."
-                : $"source.path '{manifest.Source.Path}' is on your machine, not the server's: send the file as the multipart part 'model', or store it with POST /api/artifacts and give source.sha256.");
-        }
-
-        if (!store.Exists(declared))
-        {
-            throw ModelException.InvalidArgument(
-                $"source.sha256 {declared} is not in the artifact store; upload it with POST /api/artifacts or send the file with the manifest.");
-        }
-
-        return new ModelArtifact(declared, store.SizeOf(declared));
     }
 
     private static async Task<(string Manifest, StoredContent? Model)> ReadMultipartAsync(

@@ -1,0 +1,68 @@
+using System.Text;
+using Carml.Orleans.Interfaces;
+
+namespace Carml.Orleans.Core;
+
+/// <summary>
+/// Where run records live and are searched: the embedded store in standalone mode, PostgreSQL in cluster mode. Queries
+/// run in the database with indexes, never over grains.
+/// </summary>
+public interface IRunStore
+{
+    /// <summary>Inserts or replaces runs (an evaluation is written when it starts and again when it ends).</summary>
+    Task SaveAsync(IReadOnlyList<RunRecord> runs, CancellationToken cancellationToken);
+
+    Task<RunRecord?> GetAsync(string id, CancellationToken cancellationToken);
+
+    Task<RunPage> SearchAsync(RunQuery query, CancellationToken cancellationToken);
+}
+
+/// <summary>Run ids that sort by creation time, and the cursor format shared by the stores.</summary>
+public static class RunIds
+{
+    public const int MaxPageSize = 500;
+
+    /// <summary>A time-ordered id: 13 hex digits of Unix milliseconds, then 16 random hex digits.</summary>
+    public static string New(DateTimeOffset now) =>
+        now.ToUnixTimeMilliseconds().ToString("x13", System.Globalization.CultureInfo.InvariantCulture) + Guid.NewGuid().ToString("N")[..16];
+
+    public static bool IsValid(string id) => id.Length == 29 && id.All(c => c is >= '0' and <= '9' or >= 'a' and <= 'f');
+
+    /// <summary>Opaque cursor after (created, id) in newest-first order.</summary>
+    public static string Cursor(DateTimeOffset created, string id) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{created.UtcTicks}:{id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public static (long CreatedTicks, string Id) ParseCursor(string token)
+    {
+        try
+        {
+            var base64 = token.Replace('-', '+').Replace('_', '/');
+            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
+            var text = Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+            var colon = text.IndexOf(':', StringComparison.Ordinal);
+            if (colon > 0 && long.TryParse(text[..colon], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ticks)
+                && IsValid(text[(colon + 1)..]))
+            {
+                return (ticks, text[(colon + 1)..]);
+            }
+        }
+        catch (FormatException)
+        {
+        }
+
+        throw ModelException.InvalidArgument($"page_token '{token}' is not a token this server issued.");
+    }
+
+    public static void Validate(RunQuery query)
+    {
+        if (query.PageSize is < 1 or > MaxPageSize)
+        {
+            throw ModelException.InvalidArgument($"page_size must be between 1 and {MaxPageSize}, got {query.PageSize}.");
+        }
+
+        if (query.From > query.To)
+        {
+            throw ModelException.InvalidArgument("from must not be after to.");
+        }
+    }
+}

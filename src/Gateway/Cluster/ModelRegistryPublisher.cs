@@ -1,0 +1,97 @@
+using System.Text.Json;
+using Carml.Orleans.Interfaces;
+using Carml.Orleans.Registry;
+using Carml.Orleans.Registry.Catalog;
+using Carml.Orleans.Registry.Consul;
+using Microsoft.Extensions.Options;
+
+namespace Carml.Orleans.Gateway.Cluster;
+
+/// <summary>
+/// Cluster mode: publishes every registered model version under <c>models/&lt;name&gt;/&lt;version&gt;</c> in the registry
+/// (JSON: state, framework, execution provider, artifact), as TTL keys renewed every third of
+/// <see cref="ServiceCatalogOptions.CheckTtl"/>, so the models can be browsed in the Consul UI. The grains stay the
+/// source of truth; a key of a deleted model expires. Consul being unreachable is logged and retried.
+/// </summary>
+public sealed partial class ModelRegistryPublisher(
+    IGrainFactory grains,
+    IRegistry registry,
+    IOptions<ServiceCatalogOptions> options,
+    ServerReadiness readiness,
+    ILogger<ModelRegistryPublisher> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var ttl = options.Value.CheckTtl;
+        using var timer = new PeriodicTimer(ttl / 3);
+        do
+        {
+            if (!options.Value.PublishToRegistry || !readiness.Started)
+            {
+                continue;
+            }
+
+            try
+            {
+                await PublishAsync(ttl, stoppingToken);
+            }
+            catch (Exception e) when (e is ConsulException or HttpRequestException or TimeoutException || (e is OperationCanceledException && !stoppingToken.IsCancellationRequested))
+            {
+                LogPublishFailed(logger, e);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    private async Task PublishAsync(TimeSpan ttl, CancellationToken cancellationToken)
+    {
+        var catalog = grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey);
+        string? token = null;
+        do
+        {
+            var page = await catalog.ListAsync(token, 100);
+            foreach (var model in page.Models)
+            {
+                foreach (var version in model.Versions)
+                {
+                    var status = await grains.GetGrain<IModelGrain>(new ModelId(model.Name, version).Key).GetStatusAsync();
+                    if (status is null)
+                    {
+                        continue;
+                    }
+
+                    var value = JsonSerializer.SerializeToUtf8Bytes(new
+                    {
+                        name = model.Name,
+                        version,
+                        state = status.State.ToString(),
+                        reason = status.Reason,
+                        framework = status.Manifest.Framework,
+                        execution_provider = status.ExecutionProvider,
+                        sha256 = status.Artifact.Sha256,
+                        size_bytes = status.Artifact.SizeBytes,
+                        ready_at = status.ReadyAt,
+                    });
+                    try
+                    {
+                        await registry.PutAsync($"models/{model.Name}/{version}", value, new RegistryWriteOptions { Ttl = ttl }, cancellationToken);
+                    }
+                    catch (ConsulException e) when (e is not ConsulUnavailableException and not ConsulAclException)
+                    {
+                        // Another gateway's session holds the key: it publishes this model.
+                        LogHeldElsewhere(logger, model.Name, version, e.Message);
+                    }
+                }
+            }
+
+            token = page.NextPageToken;
+        }
+        while (token is not null);
+    }
+
+    [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Could not publish the models to the registry; will retry")]
+    private static partial void LogPublishFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 3112, Level = LogLevel.Debug, Message = "Model {Name} version {Version} is published by another gateway: {Reason}")]
+    private static partial void LogHeldElsewhere(ILogger logger, string name, string version, string reason);
+}

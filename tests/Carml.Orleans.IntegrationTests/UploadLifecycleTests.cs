@@ -1,0 +1,184 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Carml.Orleans.Core;
+using Carml.Orleans.Gateway.Uploads;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Carml.Orleans.Tests;
+
+/// <summary>A clock the test moves by hand.</summary>
+public sealed class ManualClock : TimeProvider
+{
+    private DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+    public override DateTimeOffset GetUtcNow() => _now;
+
+    public void Advance(TimeSpan by) => _now += by;
+}
+
+/// <summary>Uploads across gateway restarts, interruptions and expiry, and models registered from uploads.</summary>
+public sealed class UploadLifecycleTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static readonly Dictionary<string, string?> NoSample = new() { ["Carml:SampleModel:Enabled"] = "false" };
+
+    [Fact]
+    public async Task Model_from_an_upload_resumed_after_a_gateway_restart_serves_predictions()
+    {
+        using var data = new TempDirectory();
+        var model = TestModels.Iris.OnnxBytes;
+        var half = model.Length / 2;
+        string location;
+        await using (var first = await GatewayInstance.StartAsync(data.Path, NoSample))
+        {
+            location = await TusUploadTests.CreateAsync(first.Http, model.Length, "filename aXJpcy5vbm54,kind bW9kZWw=");
+            using var patch = await TusUploadTests.PatchAsync(first.Http, location, 0, model[..half]);
+            Assert.Equal(HttpStatusCode.NoContent, patch.StatusCode);
+        }
+
+        await using var second = await GatewayInstance.StartAsync(data.Path, NoSample);
+        var offset = await TusUploadTests.OffsetAsync(second.Http, location);
+        using (var rest = await TusUploadTests.PatchAsync(second.Http, location, offset, model[(int)offset..]))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, rest.StatusCode);
+        }
+
+        var uploadId = location.Split('/')[^1];
+        var manifest = TestModels.IrisManifest("uploaded", "1").Replace("  path: iris.onnx", $"  upload: {uploadId}", StringComparison.Ordinal);
+        var registered = await second.Http.PostAsync("/api/models", new StringContent(manifest, Encoding.UTF8, "application/yaml"), Ct);
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+
+        var rows = TestModels.IrisRows.Skip(120).Take(4).ToArray();
+        var body = await (await second.Http.PostJsonAsync("/v2/models/uploaded/infer", KServeHttpTests.IrisRequest(rows))).JsonAsync();
+        var labels = body.GetProperty("outputs")[1].GetProperty("data").EnumerateArray().Select(e => e.GetInt64());
+        Assert.Equal(half, offset);
+        Assert.Equal(rows.Select(r => (long)TestModels.Iris.Model.PredictLabel(r.Features)), labels);
+    }
+
+    [Fact]
+    public async Task Interrupted_patch_keeps_what_arrived_and_the_upload_resumes_from_there()
+    {
+        using var data = new TempDirectory();
+        await using var gateway = await GatewayInstance.StartAsync(data.Path, NoSample);
+        var bytes = new byte[256 * 1024];
+        Random.Shared.NextBytes(bytes);
+        var location = await TusUploadTests.CreateAsync(gateway.Http, bytes.Length);
+
+        using (var request = TusUploadTests.Tus(HttpMethod.Patch, location))
+        {
+            request.Headers.Add("Upload-Offset", "0");
+            request.Content = new StreamContent(new FailingStream(bytes, failAfter: 100_000));
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/offset+octet-stream");
+            request.Content.Headers.ContentLength = bytes.Length;
+            await Assert.ThrowsAnyAsync<Exception>(() => gateway.Http.SendAsync(request, Ct));
+        }
+
+        // The server finishes the broken request on its own time: wait, bounded, until the upload accepts an append.
+        var offset = await WaitForIdleOffsetAsync(gateway.Http, location);
+        using var rest = await TusUploadTests.PatchAsync(gateway.Http, location, offset, bytes[(int)offset..]);
+
+        Assert.InRange(offset, 0, 100_000);
+        Assert.Equal(HttpStatusCode.NoContent, rest.StatusCode);
+        var info = await (await gateway.Http.GetAsync(location, Ct)).JsonAsync();
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), info.GetProperty("sha256").GetString());
+    }
+
+    [Fact]
+    public async Task Expired_upload_is_410_and_purged()
+    {
+        using var data = new TempDirectory();
+        var clock = new ManualClock();
+        await using var gateway = await GatewayInstance.StartAsync(data.Path, NoSample,
+            services => services.AddKeyedSingleton<TimeProvider>(UploadOptions.ClockKey, clock));
+        var location = await TusUploadTests.CreateAsync(gateway.Http, 10);
+        using (await TusUploadTests.PatchAsync(gateway.Http, location, 0, [1, 2, 3]))
+        {
+        }
+
+        clock.Advance(TimeSpan.FromDays(2));
+        var purge = gateway.Services.GetServices<IHostedService>().OfType<UploadPurgeService>().Single();
+        var purged = await purge.PurgeDueAsync(Ct);
+
+        using var head = await gateway.Http.SendAsync(TusUploadTests.Tus(HttpMethod.Head, location), Ct);
+        using var patch = await TusUploadTests.PatchAsync(gateway.Http, location, 3, [4]);
+        Assert.Equal(1, purged);
+        Assert.Equal(HttpStatusCode.Gone, head.StatusCode);
+        Assert.Equal(HttpStatusCode.Gone, patch.StatusCode);
+        var files = gateway.Services.GetRequiredService<UploadFileStore>();
+        Assert.False(File.Exists(files.PathOf(location.Split('/')[^1])));
+    }
+
+    [Theory]
+    [InlineData("0123456789abcdef0123456789abcdef", "is not an upload this server knows")]
+    [InlineData("unfinished", "finish the upload first")]
+    public async Task Registering_from_an_unknown_or_unfinished_upload_is_400(string upload, string expected)
+    {
+        using var data = new TempDirectory();
+        await using var gateway = await GatewayInstance.StartAsync(data.Path, NoSample);
+        if (upload == "unfinished")
+        {
+            upload = (await TusUploadTests.CreateAsync(gateway.Http, 100)).Split('/')[^1];
+        }
+
+        var manifest = TestModels.IrisManifest("from-upload", "1").Replace("  path: iris.onnx", $"  upload: {upload}", StringComparison.Ordinal);
+        var response = await gateway.Http.PostAsync("/api/models", new StringContent(manifest, Encoding.UTF8, "application/yaml"), Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(expected, (await response.JsonAsync()).GetProperty("detail").GetString());
+    }
+
+    private static async Task<long> WaitForIdleOffsetAsync(HttpClient http, string location)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var offset = await TusUploadTests.OffsetAsync(http, location);
+            using var probe = await TusUploadTests.PatchAsync(http, location, offset, []);
+            if (probe.StatusCode == HttpStatusCode.NoContent)
+            {
+                return offset;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"The interrupted request still holds upload {location} after 30 s (last answer {(int)probe.StatusCode}).");
+            await Task.Yield();
+        }
+    }
+
+    /// <summary>A request body that breaks after some bytes, like a dropped connection.</summary>
+    private sealed class FailingStream(byte[] data, int failAfter) : Stream
+    {
+        private int _position;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => data.Length;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_position >= failAfter)
+            {
+                throw new IOException("connection dropped (simulated)");
+            }
+
+            var n = Math.Min(count, failAfter - _position);
+            Array.Copy(data, _position, buffer, offset, n);
+            _position += n;
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
