@@ -4,5 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build -c Release src/Gateway -v q -nologo
+if [[ " $* " == *" --cluster true "* ]]; then
+  dotnet build -c Release src/Silo -v q -nologo
+  dotnet build -c Release tests/Carml.Orleans.ConsulEmulator -v q -nologo
+fi
 dotnet build -c Release bench/Carml.Orleans.Bench -v q -nologo
 exec dotnet bench/Carml.Orleans.Bench/bin/Release/net10.0/Carml.Orleans.Bench.dll suite "$@"

@@ -115,9 +115,11 @@ internal sealed class ServerProcess : IDisposable
     }
 
     /// <summary>Registers a model with Carml's management API (multipart manifest + ONNX file).</summary>
-    public async Task RegisterAsync(BenchModel model)
+    public Task RegisterAsync(BenchModel model) => RegisterAsync(Http, model);
+
+    public static async Task RegisterAsync(Uri gateway, BenchModel model)
     {
-        using var http = new HttpClient { BaseAddress = Http, Timeout = TimeSpan.FromMinutes(5) };
+        using var http = new HttpClient { BaseAddress = gateway, Timeout = TimeSpan.FromMinutes(5) };
         using var content = new MultipartFormDataContent
         {
             { new StringContent(model.Manifest, System.Text.Encoding.UTF8, "application/yaml"), "manifest", "manifest.yaml" },

@@ -9,7 +9,7 @@ using Carml.Orleans.Bench;
 // Usage: bash bench/run.sh [suite options], or
 //   dotnet run -c Release --project bench/Carml.Orleans.Bench -- suite [--models iris,mlp,resnet50]
 //     [--concurrency 1,4,16,64,128] [--rates 2000,4000] [--window 2] [--warmup 0.5] [--min-windows 3] [--max-windows 6]
-//     [--out bench/results] [--resnet-runtime "{intra_op_threads: 2, max_concurrent_runs: 1}"]
+//     [--out bench/results] [--cluster true] [--resnet-runtime "{intra_op_threads: 2, max_concurrent_runs: 1}"]
 //   load           starts Carml standalone, registers one model, prints its process id and loads it for a while: for
 //                  profiling the server (dotnet-trace collect -p PID) under a steady closed loop.
 return args.Length > 0 && args[0] == "minimal-server"
@@ -79,6 +79,7 @@ internal static class Suite
         var report = new Report(machine, settings);
         using (var carml = await ServerProcess.StartCarmlAsync(root, Path.Combine(work, "carml-data")))
         using (var minimal = await ServerProcess.StartMinimalAsync(Path.Combine(work, "models")))
+        using (var cluster = options.Get("cluster", "false") == "true" ? await CarmlCluster.StartAsync(root, Path.Combine(work, "cluster-data")) : null)
         {
             // Idle, with only the sample model (registered by standalone on first start) loaded.
             await Task.Delay(TimeSpan.FromSeconds(3));
@@ -87,12 +88,16 @@ internal static class Suite
             foreach (var model in models)
             {
                 await carml.RegisterAsync(model);
+                if (cluster is not null)
+                {
+                    await ServerProcess.RegisterAsync(cluster.Http, model);
+                }
             }
 
             foreach (var model in models)
             {
                 RunRaw(model, report);
-                await RunClosedLoopAsync(model, carml, minimal, settings, report);
+                await RunClosedLoopAsync(model, carml, minimal, cluster, settings, report);
                 if (model.Name == "mlp")
                 {
                     await RunOpenLoopAsync(model, carml, minimal, settings, report);
@@ -158,7 +163,7 @@ internal static class Suite
         }
     }
 
-    private static async Task RunClosedLoopAsync(BenchModel model, ServerProcess carml, ServerProcess minimal, SuiteSettings settings, Report report)
+    private static async Task RunClosedLoopAsync(BenchModel model, ServerProcess carml, ServerProcess minimal, CarmlCluster? cluster, SuiteSettings settings, Report report)
     {
         var heavy = model.Name == "resnet50";
         var window = heavy ? settings.Window * 2 : settings.Window;
@@ -170,10 +175,20 @@ internal static class Suite
                 new GrpcTarget("carml gRPC", carml.Grpc, model, 1),
                 new HttpBinaryTarget("minimal HTTP", minimal.Http, model, 1, concurrency),
                 new HttpBinaryTarget("carml HTTP", carml.Http, model, 1, concurrency));
-            var sources = targets.Items.Select(t => (t.Name, (Func<Task<Window>>)(async () =>
+            using var clusterTargets = cluster is null
+                ? new TargetSet()
+                : new TargetSet(
+                    new GrpcTarget("cluster gRPC", cluster.Grpc, model, 1),
+                    new HttpBinaryTarget("cluster HTTP", cluster.Http, model, 1, concurrency));
+            var sources = targets.Items.Concat(clusterTargets.Items).Select(t => (t.Name, (Func<Task<Window>>)(async () =>
             {
                 var result = await LoadGenerator.ClosedLoopAsync(t, concurrency, warmup, window);
                 EnsureRunning(carml, minimal);
+                if (cluster is { HasExited: true })
+                {
+                    throw new InvalidOperationException("A cluster process exited during the run; its output is above.");
+                }
+
                 return result;
             }))).ToList();
 
