@@ -17,7 +17,15 @@ public static class ManifestComparer
         && Equivalent(a.Outputs, b.Outputs)
         && a.Labels.SequenceEqual(b.Labels)
         && a.Attributes.Count == b.Attributes.Count
-        && a.Attributes.All(kv => b.Attributes.TryGetValue(kv.Key, out var value) && value == kv.Value);
+        && a.Attributes.All(kv => b.Attributes.TryGetValue(kv.Key, out var value) && value == kv.Value)
+        && Equivalent(a.DynamicBatching, b.DynamicBatching)
+        && a.Runtime == b.Runtime;
+
+    private static bool Equivalent(DynamicBatchingSettings? a, DynamicBatchingSettings? b) =>
+        a is null || b is null
+            ? a is null && b is null
+            : (a with { PreferredBatchSizes = [] }) == (b with { PreferredBatchSizes = [] })
+                && a.PreferredBatchSizes.SequenceEqual(b.PreferredBatchSizes);
 
     private static bool Equivalent(IReadOnlyList<TensorSpec> a, IReadOnlyList<TensorSpec> b) =>
         a.Count == b.Count

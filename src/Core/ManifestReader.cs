@@ -14,8 +14,15 @@ public static partial class ManifestReader
     private static readonly HashSet<string> TopLevelKeys =
     [
         "name", "version", "framework", "description", "license", "max_batch_size", "inputs", "outputs", "source",
-        "labels", "attributes",
+        "labels", "attributes", "dynamic_batching", "runtime",
     ];
+
+    private static readonly HashSet<string> BatchingKeys =
+    [
+        "enabled", "max_queue_delay_microseconds", "preferred_batch_size", "max_queue_size", "default_timeout_microseconds",
+    ];
+
+    private static readonly HashSet<string> RuntimeKeys = ["intra_op_threads", "inter_op_threads", "max_concurrent_runs"];
 
     private static readonly HashSet<string> TensorKeys =
     [
@@ -100,7 +107,121 @@ public static partial class ManifestReader
             Source = Source(map, problems),
             Labels = Labels(map, problems),
             Attributes = Attributes(map, problems),
+            DynamicBatching = DynamicBatching(map, problems),
+            Runtime = Runtime(map, problems),
         };
+    }
+
+    private static DynamicBatchingSettings? DynamicBatching(Dictionary<string, YamlNode> map, List<string> problems)
+    {
+        if (!map.TryGetValue("dynamic_batching", out var node))
+        {
+            return null;
+        }
+
+        if (node is not YamlMappingNode mapping)
+        {
+            // Triton writes "dynamic_batching { }" for the defaults; an empty YAML value means the same.
+            if (node is YamlScalarNode { Value: null or "" })
+            {
+                return new DynamicBatchingSettings();
+            }
+
+            problems.Add("dynamic_batching must be a mapping (use {} for the defaults)");
+            return null;
+        }
+
+        const string where = "dynamic_batching";
+        var batching = Mapping(mapping, where, BatchingKeys, problems);
+        var preferred = new List<int>();
+        if (batching.TryGetValue("preferred_batch_size", out var preferredNode))
+        {
+            if (preferredNode is YamlSequenceNode sizes)
+            {
+                foreach (var size in sizes.Children)
+                {
+                    preferred.Add((int)Whole(size, $"{where}.preferred_batch_size", int.MinValue, int.MaxValue, problems));
+                }
+            }
+            else
+            {
+                // A single size may be written without brackets.
+                preferred.Add((int)Whole(preferredNode, $"{where}.preferred_batch_size", int.MinValue, int.MaxValue, problems));
+            }
+        }
+
+        return new DynamicBatchingSettings
+        {
+            Enabled = OptionalBool(batching, "enabled", where, problems) ?? true,
+            MaxQueueDelayMicroseconds = OptionalWhole(batching, "max_queue_delay_microseconds", where, long.MinValue, long.MaxValue, problems) ?? 0,
+            PreferredBatchSizes = preferred,
+            MaxQueueSize = (int)(OptionalWhole(batching, "max_queue_size", where, int.MinValue, int.MaxValue, problems) ?? 0),
+            DefaultTimeoutMicroseconds = OptionalWhole(batching, "default_timeout_microseconds", where, long.MinValue, long.MaxValue, problems) ?? 0,
+        };
+    }
+
+    private static RuntimeSettings? Runtime(Dictionary<string, YamlNode> map, List<string> problems)
+    {
+        if (!map.TryGetValue("runtime", out var node))
+        {
+            return null;
+        }
+
+        if (node is not YamlMappingNode mapping)
+        {
+            problems.Add("runtime must be a mapping with intra_op_threads, inter_op_threads or max_concurrent_runs");
+            return null;
+        }
+
+        var runtime = Mapping(mapping, "runtime", RuntimeKeys, problems);
+        return new RuntimeSettings
+        {
+            IntraOpThreads = (int?)OptionalWhole(runtime, "intra_op_threads", "runtime", int.MinValue, int.MaxValue, problems),
+            InterOpThreads = (int?)OptionalWhole(runtime, "inter_op_threads", "runtime", int.MinValue, int.MaxValue, problems),
+            MaxConcurrentRuns = (int?)OptionalWhole(runtime, "max_concurrent_runs", "runtime", int.MinValue, int.MaxValue, problems),
+        };
+    }
+
+    private static long? OptionalWhole(Dictionary<string, YamlNode> map, string key, string where, long min, long max, List<string> problems) =>
+        map.TryGetValue(key, out var node) ? Whole(node, $"{where}.{key}", min, max, problems) : null;
+
+    private static long Whole(YamlNode node, string key, long min, long max, List<string> problems)
+    {
+        var text = Scalar(node, key, problems);
+        if (text is null)
+        {
+            return 0;
+        }
+
+        if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value) || value < min || value > max)
+        {
+            problems.Add($"{key} must be a whole number, got '{text}'");
+            return 0;
+        }
+
+        return value;
+    }
+
+    private static bool? OptionalBool(Dictionary<string, YamlNode> map, string key, string where, List<string> problems)
+    {
+        if (!map.TryGetValue(key, out var node))
+        {
+            return null;
+        }
+
+        var text = Scalar(node, $"{where}.{key}", problems);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (bool.TryParse(text, out var value))
+        {
+            return value;
+        }
+
+        problems.Add($"{where}.{key} must be true or false, got '{text}'");
+        return null;
     }
 
     private static Dictionary<string, YamlNode> Mapping(YamlMappingNode node, string where, HashSet<string> allowed, List<string> problems)

@@ -78,9 +78,78 @@ public static partial class ManifestValidator
             problems.Add("labels must not contain empty entries");
         }
 
+        ValidateBatching(manifest, problems);
+        ValidateRuntime(manifest.Runtime, problems);
         ValidateProcessing(manifest, problems);
 
         return problems;
+    }
+
+    /// <summary>The most runs one replica may execute at once.</summary>
+    public const int MaxConcurrentRuns = 256;
+
+    private static void ValidateBatching(ModelManifest manifest, List<string> problems)
+    {
+        if (manifest.DynamicBatching is not { } batching)
+        {
+            return;
+        }
+
+        if (batching.Enabled && manifest.MaxBatchSize <= 0)
+        {
+            problems.Add("dynamic_batching needs max_batch_size > 0 (the most rows a merged batch may have), or enabled: false");
+        }
+
+        if (batching.MaxQueueDelayMicroseconds < 0)
+        {
+            problems.Add($"dynamic_batching.max_queue_delay_microseconds must be 0 or positive, got {batching.MaxQueueDelayMicroseconds}");
+        }
+
+        if (batching.MaxQueueSize < 0)
+        {
+            problems.Add($"dynamic_batching.max_queue_size must be 0 (unbounded) or positive, got {batching.MaxQueueSize}");
+        }
+
+        if (batching.DefaultTimeoutMicroseconds < 0)
+        {
+            problems.Add($"dynamic_batching.default_timeout_microseconds must be 0 (no limit) or positive, got {batching.DefaultTimeoutMicroseconds}");
+        }
+
+        var seen = new HashSet<int>();
+        foreach (var size in batching.PreferredBatchSizes)
+        {
+            if (size < 1 || (manifest.MaxBatchSize > 0 && size > manifest.MaxBatchSize))
+            {
+                problems.Add($"dynamic_batching.preferred_batch_size {size} must be between 1 and max_batch_size {manifest.MaxBatchSize}");
+            }
+            else if (!seen.Add(size))
+            {
+                problems.Add($"dynamic_batching.preferred_batch_size {size} is listed twice");
+            }
+        }
+    }
+
+    private static void ValidateRuntime(RuntimeSettings? runtime, List<string> problems)
+    {
+        if (runtime is null)
+        {
+            return;
+        }
+
+        if (runtime.IntraOpThreads is < 0)
+        {
+            problems.Add($"runtime.intra_op_threads must be 0 (the runtime's default) or positive, got {runtime.IntraOpThreads}");
+        }
+
+        if (runtime.InterOpThreads is < 0)
+        {
+            problems.Add($"runtime.inter_op_threads must be 0 (the runtime's default) or positive, got {runtime.InterOpThreads}");
+        }
+
+        if (runtime.MaxConcurrentRuns is < 1 or > MaxConcurrentRuns)
+        {
+            problems.Add($"runtime.max_concurrent_runs must be between 1 and {MaxConcurrentRuns}, got {runtime.MaxConcurrentRuns}");
+        }
     }
 
     private static void ValidateTensors(ModelManifest manifest, IReadOnlyList<TensorSpec> tensors, string kind, List<string> problems)

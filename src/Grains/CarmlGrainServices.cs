@@ -14,8 +14,10 @@ public static class CarmlGrainServices
         services.AddOptions<OnnxRuntimeOptions>()
             .Bind(configuration.GetSection(OnnxRuntimeOptions.Section))
             .Validate(o => o.IntraOpThreads >= 0 && o.InterOpThreads >= 0, "Carml:OnnxRuntime thread counts must be 0 (runtime default) or positive.")
+            .Validate(o => o.MaxConcurrentRuns >= 0, "Carml:OnnxRuntime:MaxConcurrentRuns must be 0 (one per core) or positive.")
             .ValidateOnStart();
         services.TryAddContentStore(configuration);
+        services.TryAddSingleton<LocalReplicaDirectory>();
         services.TryAddUploadStore(configuration);
         services.TryAddKeyedSingleton(UploadOptions.ClockKey, TimeProvider.System);
         services.TryAddKeyedSingleton(PredictorOptions.ClockKey, TimeProvider.System);

@@ -8,18 +8,22 @@ using Orleans.Concurrency;
 namespace Carml.Orleans.Grains;
 
 /// <summary>
-/// Holds the loaded ONNX Runtime session of one model version and runs requests on it concurrently. Reentrant: the
-/// grain's own bookkeeping runs on its single-threaded turn, the runtime call runs on the thread pool. A session is
-/// disposed only after the requests using it have finished.
+/// Holds the loaded ONNX Runtime session of one model version and its dynamic batcher (a <see cref="LocalReplica"/>).
+/// Reentrant: the grain's own bookkeeping runs on its single-threaded turn; requests wait in the batcher's queue (where
+/// a deadline or the caller's cancellation takes them out) and batches run on the thread pool, or inline when the
+/// model's runs are shorter than a thread hop. The replica is published in the silo's <see cref="LocalReplicaDirectory"/>
+/// so a gateway in the same process reaches it without an Orleans message. A session is disposed only after the
+/// requests using it have finished.
 /// </summary>
 [Reentrant]
 public sealed partial class ModelReplicaGrain(
     ContentStore contentStore,
     IOptions<OnnxRuntimeOptions> runtimeOptions,
+    LocalReplicaDirectory directory,
     ILocalSiloDetails silo,
     ILogger<ModelReplicaGrain> logger) : Grain, IModelReplicaGrain
 {
-    private LoadedModel? _loaded;
+    private LocalReplica? _loaded;
     private Task<ReplicaInfo>? _loading;
 
     private ModelId Id => ModelId.Parse(this.GetPrimaryKeyString());
@@ -34,32 +38,36 @@ public sealed partial class ModelReplicaGrain(
         return _loading ??= LoadCoreAsync(manifest, artifact);
     }
 
-    public async Task<InferenceResponse> InferAsync(InferenceRequest request)
+    public async Task<InferenceResponse> InferAsync(InferenceRequest request, CancellationToken cancellationToken = default)
     {
-        var received = Stopwatch.GetTimestamp();
         var loaded = _loaded ?? await LoadRegisteredAsync();
-        InferenceRequestValidator.Validate(loaded.Manifest, request);
+        loaded.Touch();
+        if (!loaded.TryAcquire())
+        {
+            throw new ModelException(ModelErrorKind.Unavailable, $"Model '{Id.Name}' version '{Id.Version}' is being reloaded; retry.");
+        }
 
-        loaded.InFlight++;
         try
         {
-            var started = Stopwatch.GetTimestamp();
-            var outputs = await Task.Run(() => loaded.Session.Run(request));
-            var finished = Stopwatch.GetTimestamp();
-            return new InferenceResponse(
-                loaded.Manifest.Name,
-                loaded.Manifest.Version,
-                outputs,
-                new InferenceTimings(Microseconds(received, started), Microseconds(started, finished)))
-            {
-                Id = request.Id,
-            };
+            return await loaded.InferAsync(request, cancellationToken);
         }
         finally
         {
-            loaded.InFlight--;
-            loaded.DisposeIfRetiredAndIdle();
+            loaded.Release();
         }
+    }
+
+    public Task<ReplicaStatistics> GetStatisticsAsync()
+    {
+        if (_loaded is not { } loaded)
+        {
+            return Task.FromResult(new ReplicaStatistics(0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+        }
+
+        loaded.Touch();
+        var s = loaded.Batcher.GetStatistics();
+        return Task.FromResult(new ReplicaStatistics(
+            s.Requests, s.Batches, s.BatchedRequests, s.BatchedRows, s.MaxBatchRows, s.Rejected, s.Expired, s.Cancelled, s.Queued, s.Running));
     }
 
     public Task UnloadAsync()
@@ -75,7 +83,7 @@ public sealed partial class ModelReplicaGrain(
         return Task.CompletedTask;
     }
 
-    private async Task<LoadedModel> LoadRegisteredAsync()
+    private async Task<LocalReplica> LoadRegisteredAsync()
     {
         // First request after a restart: the model grain knows the registration and loads this replica.
         var status = await GrainFactory.GetGrain<IModelGrain>(Id.Key).EnsureLoadedAsync();
@@ -102,7 +110,8 @@ public sealed partial class ModelReplicaGrain(
             var session = await Task.Run(() => OnnxModelSession.Open(path, manifest, runtimeOptions.Value));
             var info = new ReplicaInfo(session.ExecutionProvider, silo.SiloAddress.ToString(), Stopwatch.GetElapsedTime(started));
             Retire();
-            _loaded = new LoadedModel(manifest, artifact, session, info);
+            _loaded = new LocalReplica(manifest, artifact, session, info, runtimeOptions.Value.ConcurrentRunsFor(manifest));
+            directory.Publish(this.GetPrimaryKeyString(), _loaded);
             LogLoaded(logger, this.GetPrimaryKeyString(), info.ExecutionProvider, info.LoadTime.TotalMilliseconds);
             return info;
         }
@@ -117,32 +126,11 @@ public sealed partial class ModelReplicaGrain(
         if (_loaded is { } loaded)
         {
             _loaded = null;
-            loaded.Retired = true;
-            loaded.DisposeIfRetiredAndIdle();
+            directory.Withdraw(this.GetPrimaryKeyString(), loaded);
+            loaded.Retire();
         }
     }
-
-    private static long Microseconds(long from, long to) => (to - from) * 1_000_000 / Stopwatch.Frequency;
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Replica {Replica} loaded on {Provider} in {LoadMs:F1} ms")]
     private static partial void LogLoaded(ILogger logger, string replica, string provider, double loadMs);
-
-    /// <summary>A session with the requests currently using it; touched only on the grain's turn.</summary>
-    private sealed class LoadedModel(ModelManifest manifest, ModelArtifact artifact, OnnxModelSession session, ReplicaInfo info)
-    {
-        public ModelManifest Manifest { get; } = manifest;
-        public ModelArtifact Artifact { get; } = artifact;
-        public OnnxModelSession Session { get; } = session;
-        public ReplicaInfo Info { get; } = info;
-        public int InFlight { get; set; }
-        public bool Retired { get; set; }
-
-        public void DisposeIfRetiredAndIdle()
-        {
-            if (Retired && InFlight == 0)
-            {
-                Session.Dispose();
-            }
-        }
-    }
 }

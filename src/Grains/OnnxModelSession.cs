@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Carml.Orleans.Core;
@@ -17,6 +18,7 @@ public sealed class OnnxModelSession : IDisposable
     private readonly InferenceSession _session;
     private readonly ModelManifest _manifest;
     private readonly string[] _allOutputNames;
+    private readonly Dictionary<string, TensorSpec> _outputSpecs;
     private readonly RunOptions _runOptions = new();
 
     private OnnxModelSession(InferenceSession session, ModelManifest manifest, string executionProvider)
@@ -25,6 +27,7 @@ public sealed class OnnxModelSession : IDisposable
         _manifest = manifest;
         ExecutionProvider = executionProvider;
         _allOutputNames = manifest.Outputs.Select(o => o.Name).ToArray();
+        _outputSpecs = manifest.Outputs.ToDictionary(o => o.Name, StringComparer.Ordinal);
     }
 
     public string ExecutionProvider { get; }
@@ -38,8 +41,8 @@ public sealed class OnnxModelSession : IDisposable
         using var sessionOptions = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            IntraOpNumThreads = options.IntraOpThreads,
-            InterOpNumThreads = options.InterOpThreads,
+            IntraOpNumThreads = manifest.Runtime?.IntraOpThreads ?? options.IntraOpThreads,
+            InterOpNumThreads = manifest.Runtime?.InterOpThreads ?? options.InterOpThreads,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
         };
 
@@ -87,67 +90,334 @@ public sealed class OnnxModelSession : IDisposable
         return problems;
     }
 
-    /// <summary>Runs the model. The request must already be validated against the manifest.</summary>
+    /// <summary>
+    /// Runs the model on one request (validated against the manifest). Inputs are handed to the runtime straight from
+    /// the request's arrays (pinned, not copied); outputs whose shape the manifest fixes are written by the runtime
+    /// straight into the arrays that are returned.
+    /// </summary>
     public IReadOnlyList<InferenceTensor> Run(InferenceRequest request)
     {
         var inputs = request.Inputs;
         var names = new string[inputs.Count];
         var values = new OrtValue[inputs.Count];
         var pins = new GCHandle[inputs.Count];
-        var outputNames = request.RequestedOutputs is { Count: > 0 } requested ? requested : _allOutputNames;
+        var outputNames = OutputNames(request);
+        var rows = _manifest.MaxBatchSize > 0 ? inputs[0].Shape[0] : 1;
         try
         {
             for (var i = 0; i < inputs.Count; i++)
             {
                 var tensor = inputs[i];
                 names[i] = tensor.Name;
-                pins[i] = GCHandle.Alloc(tensor.Data, GCHandleType.Pinned);
-                values[i] = OrtValue.CreateTensorValueWithData(
-                    OrtMemoryInfo.DefaultInstance,
-                    ToElementType(tensor.Datatype),
-                    tensor.Shape,
-                    pins[i].AddrOfPinnedObject(),
-                    tensor.Data.LongLength);
+                values[i] = Wrap(tensor.Data, tensor.Datatype, tensor.Shape, out pins[i]);
             }
 
-            using var results = _session.Run(_runOptions, names, values, outputNames as IReadOnlyCollection<string> ?? outputNames.ToArray());
-            var outputs = new InferenceTensor[outputNames.Count];
-            var index = 0;
-            foreach (var value in results)
-            {
-                var info = value.GetTensorTypeAndShape();
-                var name = outputNames[index];
-                var datatype = FromElementType(info.ElementDataType, name);
-                var bytes = value.GetTensorMutableRawData().ToArray();
-                outputs[index++] = new InferenceTensor(name, datatype, info.Shape, bytes);
-            }
-
-            return outputs;
+            return RunCore(names, values, outputNames, rows, pooled: false, out _, out _);
         }
         catch (OnnxRuntimeException e)
         {
-            // The request passed the manifest checks, so the runtime rejecting it means a value-dependent problem
-            // (for example an index out of range); report it as the caller's, naming the model.
-            throw new ModelException(
-                ModelErrorKind.InvalidArgument,
-                $"Model '{_manifest.Name}' version '{_manifest.Version}' could not run this input: {e.Message}");
+            throw CannotRun(e);
         }
         finally
         {
-            foreach (var value in values)
+            Release(values, pins);
+        }
+    }
+
+    /// <summary>
+    /// Runs requests that share their non-batch dimensions as one batch: inputs are concatenated along the batch
+    /// dimension into pooled buffers, and each request gets its own rows of every output, in order.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<InferenceTensor>> RunBatch(IReadOnlyList<InferenceRequest> requests)
+    {
+        if (requests.Count == 1)
+        {
+            return [Run(requests[0])];
+        }
+
+        var first = requests[0];
+        var inputCount = first.Inputs.Count;
+        var names = new string[inputCount];
+        var values = new OrtValue[inputCount];
+        var pins = new GCHandle[inputCount];
+        var buffers = new byte[inputCount][];
+        var rowsPerRequest = new long[requests.Count];
+        long totalRows = 0;
+        for (var r = 0; r < requests.Count; r++)
+        {
+            rowsPerRequest[r] = requests[r].Inputs[0].Shape[0];
+            totalRows += rowsPerRequest[r];
+        }
+
+        byte[]? outputBuffer = null;
+        try
+        {
+            for (var i = 0; i < inputCount; i++)
             {
-                value?.Dispose();
+                var template = first.Inputs[i];
+                names[i] = template.Name;
+                long bytes = 0;
+                foreach (var request in requests)
+                {
+                    bytes += Find(request.Inputs, template.Name).Data.LongLength;
+                }
+
+                var buffer = buffers[i] = ArrayPool<byte>.Shared.Rent(checked((int)bytes));
+                var offset = 0;
+                foreach (var request in requests)
+                {
+                    var data = Find(request.Inputs, template.Name).Data;
+                    data.CopyTo(buffer, offset);
+                    offset += data.Length;
+                }
+
+                var shape = (long[])template.Shape.Clone();
+                shape[0] = totalRows;
+                values[i] = Wrap(buffer, template.Datatype, shape, out pins[i], bytes);
             }
 
-            foreach (var pin in pins)
+            var outputs = RunCore(names, values, OutputNames(first), totalRows, pooled: true, out var offsets, out outputBuffer);
+            return Split(outputs, offsets, rowsPerRequest, totalRows);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw CannotRun(e);
+        }
+        finally
+        {
+            Release(values, pins);
+            foreach (var buffer in buffers)
             {
-                if (pin.IsAllocated)
+                if (buffer is not null)
                 {
-                    pin.Free();
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
+            }
+
+            if (outputBuffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(outputBuffer);
             }
         }
     }
+
+    /// <summary>Whether two validated requests can share a batch: the same inputs with the same non-batch dimensions, the same outputs.</summary>
+    public static bool CanShareBatch(InferenceRequest a, InferenceRequest b)
+    {
+        if (a.Inputs.Count != b.Inputs.Count || !SameOutputs(a.RequestedOutputs, b.RequestedOutputs))
+        {
+            return false;
+        }
+
+        foreach (var input in a.Inputs)
+        {
+            InferenceTensor? other = null;
+            foreach (var candidate in b.Inputs)
+            {
+                if (candidate.Name == input.Name)
+                {
+                    other = candidate;
+                    break;
+                }
+            }
+
+            if (other is null || other.Datatype != input.Datatype || other.Shape.Length != input.Shape.Length
+                || !input.Shape.AsSpan(1).SequenceEqual(other.Shape.AsSpan(1)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool SameOutputs(IReadOnlyList<string>? a, IReadOnlyList<string>? b)
+    {
+        var countA = a?.Count ?? 0;
+        var countB = b?.Count ?? 0;
+        if (countA != countB)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < countA; i++)
+        {
+            if (a![i] != b![i])
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private IReadOnlyList<string> OutputNames(InferenceRequest request) =>
+        request.RequestedOutputs is { Count: > 0 } requested ? requested : _allOutputNames;
+
+    /// <summary>
+    /// Runs with outputs preallocated where the manifest fixes their shape, so the runtime writes straight into them;
+    /// else the runtime allocates them and they are copied once. With <paramref name="pooled"/> every output lives in
+    /// one rented buffer (<paramref name="rented"/>, at <paramref name="offsets"/>), to be split and returned by the
+    /// caller; otherwise each output owns its array.
+    /// </summary>
+    private InferenceTensor[] RunCore(
+        string[] names, OrtValue[] values, IReadOnlyList<string> outputNames, long rows, bool pooled, out long[] offsets, out byte[]? rented)
+    {
+        var count = outputNames.Count;
+        var outputs = new InferenceTensor[count];
+        offsets = new long[count];
+        rented = null;
+        var shapes = new long[count][];
+        var lengths = new long[count];
+        long total = 0;
+        var known = true;
+        for (var i = 0; i < count; i++)
+        {
+            var spec = _outputSpecs[outputNames[i]];
+            var shape = new long[spec.Shape.Count];
+            for (var d = 0; d < shape.Length; d++)
+            {
+                shape[d] = d == 0 && _manifest.MaxBatchSize > 0 ? rows : spec.Shape[d];
+                known &= shape[d] >= 0;
+            }
+
+            shapes[i] = shape;
+            lengths[i] = known ? (TensorDatatypes.ElementCount(shape) ?? 0) * spec.Datatype.ElementSize() : 0;
+            offsets[i] = total;
+            total += lengths[i];
+        }
+
+        var runNames = outputNames as IReadOnlyCollection<string> ?? [.. outputNames];
+        if (known)
+        {
+            var outputValues = new OrtValue[count];
+            var pins = new GCHandle[count];
+            try
+            {
+                if (pooled)
+                {
+                    rented = ArrayPool<byte>.Shared.Rent(checked((int)Math.Max(total, 1)));
+                    pins[0] = GCHandle.Alloc(rented, GCHandleType.Pinned);
+                }
+
+                for (var i = 0; i < count; i++)
+                {
+                    var spec = _outputSpecs[outputNames[i]];
+                    if (rented is not null)
+                    {
+                        outputValues[i] = OrtValue.CreateTensorValueWithData(
+                            OrtMemoryInfo.DefaultInstance, ToElementType(spec.Datatype), shapes[i], pins[0].AddrOfPinnedObject() + (nint)offsets[i], lengths[i]);
+                        outputs[i] = new InferenceTensor(outputNames[i], spec.Datatype, shapes[i], rented);
+                    }
+                    else
+                    {
+                        var data = new byte[lengths[i]];
+                        offsets[i] = 0;
+                        outputValues[i] = Wrap(data, spec.Datatype, shapes[i], out pins[i]);
+                        outputs[i] = new InferenceTensor(outputNames[i], spec.Datatype, shapes[i], data);
+                    }
+                }
+
+                _session.Run(_runOptions, names, values, runNames, outputValues);
+                return outputs;
+            }
+            finally
+            {
+                Release(outputValues, pins);
+            }
+        }
+
+        using var results = _session.Run(_runOptions, names, values, runNames);
+        var index = 0;
+        foreach (var value in results)
+        {
+            var info = value.GetTensorTypeAndShape();
+            var name = outputNames[index];
+            var datatype = FromElementType(info.ElementDataType, name);
+            offsets[index] = 0;
+            outputs[index] = new InferenceTensor(name, datatype, info.Shape, value.GetTensorMutableRawData().ToArray());
+            index++;
+        }
+
+        return outputs;
+    }
+
+    /// <summary>Each request's rows of every output, copied out of the batch's outputs.</summary>
+    private static IReadOnlyList<InferenceTensor>[] Split(InferenceTensor[] outputs, long[] offsets, long[] rowsPerRequest, long totalRows)
+    {
+        var perRequest = new InferenceTensor[rowsPerRequest.Length][];
+        for (var r = 0; r < perRequest.Length; r++)
+        {
+            perRequest[r] = new InferenceTensor[outputs.Length];
+        }
+
+        for (var o = 0; o < outputs.Length; o++)
+        {
+            var output = outputs[o];
+            if (output.Shape.Length == 0 || output.Shape[0] != totalRows)
+            {
+                throw new ModelException(
+                    ModelErrorKind.Unavailable,
+                    $"Output '{output.Name}' has shape {TensorDatatypes.FormatShape(output.Shape)}, whose first dimension is not the batch of {totalRows} rows.");
+            }
+
+            var rowBytes = (TensorDatatypes.ElementCount(output.Shape) ?? 0) * output.Datatype.ElementSize() / totalRows;
+            var offset = offsets[o];
+            for (var r = 0; r < rowsPerRequest.Length; r++)
+            {
+                var bytes = rowsPerRequest[r] * rowBytes;
+                var data = new byte[bytes];
+                Array.Copy(output.Data, offset, data, 0, bytes);
+                offset += bytes;
+                var shape = (long[])output.Shape.Clone();
+                shape[0] = rowsPerRequest[r];
+                perRequest[r][o] = new InferenceTensor(output.Name, output.Datatype, shape, data);
+            }
+        }
+
+        return perRequest;
+    }
+
+    private static InferenceTensor Find(IReadOnlyList<InferenceTensor> inputs, string name)
+    {
+        for (var i = 0; i < inputs.Count; i++)
+        {
+            if (inputs[i].Name == name)
+            {
+                return inputs[i];
+            }
+        }
+
+        throw new InvalidOperationException($"Input '{name}' is missing from a request in the batch.");
+    }
+
+    private static OrtValue Wrap(byte[] data, TensorDatatype datatype, long[] shape, out GCHandle pin, long? length = null)
+    {
+        pin = GCHandle.Alloc(data, GCHandleType.Pinned);
+        return OrtValue.CreateTensorValueWithData(
+            OrtMemoryInfo.DefaultInstance, ToElementType(datatype), shape, pin.AddrOfPinnedObject(), length ?? data.LongLength);
+    }
+
+    private static void Release(OrtValue[] values, GCHandle[] pins)
+    {
+        foreach (var value in values)
+        {
+            value?.Dispose();
+        }
+
+        foreach (var pin in pins)
+        {
+            if (pin.IsAllocated)
+            {
+                pin.Free();
+            }
+        }
+    }
+
+    private ModelException CannotRun(OnnxRuntimeException e) =>
+        // The requests passed the manifest checks, so the runtime rejecting them means a value-dependent problem
+        // (for example an index out of range); report it as the caller's, naming the model.
+        new(ModelErrorKind.InvalidArgument, $"Model '{_manifest.Name}' version '{_manifest.Version}' could not run this input: {e.Message}");
 
     public void Dispose()
     {
@@ -251,4 +521,10 @@ public sealed class OnnxRuntimeOptions
     public int IntraOpThreads { get; set; } = 1;
 
     public int InterOpThreads { get; set; } = 1;
+
+    /// <summary>Runs (batches) one replica executes at once unless its manifest says otherwise; 0 = one per core.</summary>
+    public int MaxConcurrentRuns { get; set; }
+
+    public int ConcurrentRunsFor(ModelManifest manifest) =>
+        manifest.Runtime?.MaxConcurrentRuns ?? (MaxConcurrentRuns > 0 ? MaxConcurrentRuns : Environment.ProcessorCount);
 }

@@ -33,8 +33,17 @@ public interface IModelReplicaGrain : IGrainWithStringKey
     [Alias("Load")]
     Task<ReplicaInfo> LoadAsync(ModelManifest manifest, ModelArtifact artifact);
 
+    /// <summary>
+    /// Queues the request for the model's dynamic batcher and answers its slice of the batch's outputs. Cancelling the
+    /// token takes a queued request out before it reaches the runtime. Throws ResourceExhausted when the queue is full and
+    /// DeadlineExceeded when the request waited past its timeout.
+    /// </summary>
     [Alias("Infer")]
-    Task<InferenceResponse> InferAsync(InferenceRequest request);
+    Task<InferenceResponse> InferAsync(InferenceRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>What the replica's queue and runtime have done since it loaded.</summary>
+    [Alias("GetStatistics")]
+    Task<ReplicaStatistics> GetStatisticsAsync();
 
     [Alias("Unload")]
     Task UnloadAsync();
@@ -47,6 +56,21 @@ public sealed record ReplicaInfo(
     [property: Id(0)] string ExecutionProvider,
     [property: Id(1)] string SiloAddress,
     [property: Id(2)] TimeSpan LoadTime);
+
+/// <summary>Counters of one replica's batcher since its session loaded.</summary>
+[GenerateSerializer, Immutable]
+[Alias("carml.ReplicaStatistics")]
+public sealed record ReplicaStatistics(
+    [property: Id(0)] long Requests,
+    [property: Id(1)] long Batches,
+    [property: Id(2)] long BatchedRequests,
+    [property: Id(3)] long BatchedRows,
+    [property: Id(4)] int MaxBatchRows,
+    [property: Id(5)] long Rejected,
+    [property: Id(6)] long Expired,
+    [property: Id(7)] long Cancelled,
+    [property: Id(8)] int Queued,
+    [property: Id(9)] int Running);
 
 /// <summary>The index of registered model names and versions, so listing never scans grains. Key: <c>default</c>.</summary>
 [Alias("carml.IModelCatalogGrain")]

@@ -20,14 +20,21 @@ public sealed record InferenceRequest(
     [property: Id(1)] IReadOnlyList<string>? RequestedOutputs = null)
 {
     [Id(2)] public string? Id { get; init; }
+
+    /// <summary>How long the request may wait in the replica's queue, in microseconds; 0 = the model's default.</summary>
+    [Id(3)] public long TimeoutMicroseconds { get; init; }
 }
 
-/// <summary>Server-side time spent on a request, in microseconds.</summary>
+/// <summary>
+/// Server-side time spent on a request, in microseconds: waiting in the replica's queue, and running its batch
+/// (BatchSize rows, this request's included).
+/// </summary>
 [GenerateSerializer, Immutable]
 [Alias("carml.InferenceTimings")]
 public sealed record InferenceTimings(
     [property: Id(0)] long QueueMicroseconds,
-    [property: Id(1)] long ComputeMicroseconds);
+    [property: Id(1)] long ComputeMicroseconds,
+    [property: Id(2)] int BatchSize = 1);
 
 [GenerateSerializer, Immutable]
 [Alias("carml.InferenceResponse")]

@@ -21,6 +21,12 @@ public sealed record ModelManifest
     [Id(9)] public IReadOnlyList<string> Labels { get; init; } = [];
     [Id(10)] public IReadOnlyDictionary<string, string> Attributes { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>How the replica queues and merges requests (manifest <c>dynamic_batching</c>); null = no merging.</summary>
+    [Id(11)] public DynamicBatchingSettings? DynamicBatching { get; init; }
+
+    /// <summary>Runtime settings of this model's sessions (manifest <c>runtime</c>); null = the silo's defaults.</summary>
+    [Id(12)] public RuntimeSettings? Runtime { get; init; }
+
     public ModelId Id => new(Name, Version);
 }
 
@@ -54,6 +60,44 @@ public sealed record ModelSource
     [Id(3)] public string? Url { get; init; }
     [Id(4)] public string? Checksum { get; init; }
     [Id(5)] public string? ArchivePath { get; init; }
+}
+
+/// <summary>
+/// The dynamic batcher of a model's replicas, after Triton's <c>dynamic_batching</c>: requests that arrive close
+/// together are merged along the batch dimension, up to the manifest's <c>max_batch_size</c> rows.
+/// </summary>
+[GenerateSerializer, Immutable]
+[Alias("carml.DynamicBatchingSettings")]
+public sealed record DynamicBatchingSettings
+{
+    /// <summary>False keeps the queue and its limits but runs every request on its own.</summary>
+    [Id(0)] public bool Enabled { get; init; } = true;
+
+    /// <summary>How long the oldest queued request may wait for more to join its batch; 0 = run what is queued at once.</summary>
+    [Id(1)] public long MaxQueueDelayMicroseconds { get; init; }
+
+    /// <summary>Batch sizes (rows) to dispatch as soon as they can be formed, without waiting for the delay.</summary>
+    [Id(2)] public IReadOnlyList<int> PreferredBatchSizes { get; init; } = [];
+
+    /// <summary>Requests that may wait in the queue; a request beyond it is refused with RESOURCE_EXHAUSTED. 0 = unbounded.</summary>
+    [Id(3)] public int MaxQueueSize { get; init; }
+
+    /// <summary>How long a request may wait in the queue when it brings no timeout of its own; 0 = no limit.</summary>
+    [Id(4)] public long DefaultTimeoutMicroseconds { get; init; }
+}
+
+/// <summary>ONNX Runtime settings for one model; unset values fall back to the silo's <c>Carml:OnnxRuntime</c>.</summary>
+[GenerateSerializer, Immutable]
+[Alias("carml.RuntimeSettings")]
+public sealed record RuntimeSettings
+{
+    /// <summary>Threads one run may use (0 = the runtime's default, all cores).</summary>
+    [Id(0)] public int? IntraOpThreads { get; init; }
+
+    [Id(1)] public int? InterOpThreads { get; init; }
+
+    /// <summary>Runs (batches) a replica executes at once; the rest wait in its queue.</summary>
+    [Id(2)] public int? MaxConcurrentRuns { get; init; }
 }
 
 public static class ModelFrameworks

@@ -71,7 +71,7 @@ public sealed class ModelGrainTests(ModelClusterFixture fixture) : IClassFixture
         var features = TestModels.IrisRows[100].Features;
         var input = new InferenceTensor("features", TensorDatatype.FP32, [1, 4], KServeGrpcTests.FloatBytes(features));
 
-        var response = await Grains.GetGrain<IModelReplicaGrain>("grain-infer/1/0").InferAsync(new InferenceRequest([input]) { Id = "g1" });
+        var response = await Grains.GetGrain<IModelReplicaGrain>("grain-infer/1/0").InferAsync(new InferenceRequest([input]) { Id = "g1" }, TestContext.Current.CancellationToken);
 
         Assert.Equal("g1", response.Id);
         var probabilities = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(response.Outputs[0].Data).ToArray();
@@ -92,7 +92,7 @@ public sealed class ModelGrainTests(ModelClusterFixture fixture) : IClassFixture
         await Grains.GetGrain<IModelGrain>("grain-bad/1").RegisterAsync(manifest, artifact);
         var input = new InferenceTensor("features", TensorDatatype.FP64, [1, 4], new byte[32]);
 
-        var error = await Assert.ThrowsAsync<ModelException>(() => Grains.GetGrain<IModelReplicaGrain>("grain-bad/1/0").InferAsync(new InferenceRequest([input])));
+        var error = await Assert.ThrowsAsync<ModelException>(() => Grains.GetGrain<IModelReplicaGrain>("grain-bad/1/0").InferAsync(new InferenceRequest([input]), TestContext.Current.CancellationToken));
 
         Assert.Equal(ModelErrorKind.InvalidArgument, error.Kind);
         Assert.Contains("datatype FP64 does not match the model's FP32", error.Message);
@@ -103,7 +103,7 @@ public sealed class ModelGrainTests(ModelClusterFixture fixture) : IClassFixture
     {
         var input = new InferenceTensor("features", TensorDatatype.FP32, [1, 4], new byte[16]);
 
-        var error = await Assert.ThrowsAsync<ModelException>(() => Grains.GetGrain<IModelReplicaGrain>("never/1/0").InferAsync(new InferenceRequest([input])));
+        var error = await Assert.ThrowsAsync<ModelException>(() => Grains.GetGrain<IModelReplicaGrain>("never/1/0").InferAsync(new InferenceRequest([input]), TestContext.Current.CancellationToken));
 
         Assert.Equal(ModelErrorKind.NotFound, error.Kind);
     }
@@ -133,7 +133,7 @@ public sealed class ModelGrainTests(ModelClusterFixture fixture) : IClassFixture
         Assert.False(await model.DeleteAsync());
         Assert.Null(await model.GetStatusAsync());
         var input = new InferenceTensor("features", TensorDatatype.FP32, [1, 4], new byte[16]);
-        var error = await Assert.ThrowsAsync<ModelException>(() => Grains.GetGrain<IModelReplicaGrain>("grain-delete/1/0").InferAsync(new InferenceRequest([input])));
+        var error = await Assert.ThrowsAsync<ModelException>(() => Grains.GetGrain<IModelReplicaGrain>("grain-delete/1/0").InferAsync(new InferenceRequest([input]), TestContext.Current.CancellationToken));
         Assert.Equal(ModelErrorKind.NotFound, error.Kind);
     }
 

@@ -137,3 +137,85 @@ public sealed class ManifestReaderTests
         Assert.Contains("outputs 'label': datatype BYTES is not supported for inference yet", error.Problems);
     }
 }
+
+public sealed class ManifestBatchingTests
+{
+    private const string Base = """
+        name: mlp
+        version: "1"
+        max_batch_size: 32
+        inputs: [{name: x, datatype: FP32, shape: [-1, 4]}]
+        outputs: [{name: y, datatype: FP32, shape: [-1, 2]}]
+        """;
+
+    [Fact]
+    public void Dynamic_batching_and_runtime_sections_are_read()
+    {
+        var manifest = ManifestReader.Parse(Base + """
+
+            dynamic_batching:
+              max_queue_delay_microseconds: 200
+              preferred_batch_size: [8, 16]
+              max_queue_size: 128
+              default_timeout_microseconds: 50000
+            runtime:
+              intra_op_threads: 2
+              inter_op_threads: 1
+              max_concurrent_runs: 1
+            """);
+
+        var batching = Assert.IsType<DynamicBatchingSettings>(manifest.DynamicBatching);
+        Assert.True(batching.Enabled);
+        Assert.Equal(200, batching.MaxQueueDelayMicroseconds);
+        Assert.Equal([8, 16], batching.PreferredBatchSizes);
+        Assert.Equal(128, batching.MaxQueueSize);
+        Assert.Equal(50000, batching.DefaultTimeoutMicroseconds);
+        Assert.Equal(new RuntimeSettings { IntraOpThreads = 2, InterOpThreads = 1, MaxConcurrentRuns = 1 }, manifest.Runtime);
+    }
+
+    [Fact]
+    public void An_empty_dynamic_batching_section_turns_batching_on_with_defaults()
+    {
+        var manifest = ManifestReader.Parse(Base + "\ndynamic_batching: {}\n");
+
+        Assert.Equal(new DynamicBatchingSettings(), manifest.DynamicBatching! with { PreferredBatchSizes = [] });
+        Assert.Null(ManifestReader.Parse(Base).DynamicBatching);
+    }
+
+    [Fact]
+    public void Batching_settings_out_of_range_are_all_reported()
+    {
+        var error = Assert.Throws<ModelException>(() => ManifestReader.Parse(Base.Replace("max_batch_size: 32", "max_batch_size: 0", StringComparison.Ordinal) + """
+
+            dynamic_batching:
+              max_queue_delay_microseconds: -1
+              preferred_batch_size: [0, 4, 4]
+              max_queue_size: -2
+              default_timeout_microseconds: -3
+              pipelining: true
+            runtime:
+              intra_op_threads: -1
+              max_concurrent_runs: 0
+            """));
+
+        Assert.Contains(error.Problems, p => p.Contains("unknown field 'pipelining'", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("dynamic_batching needs max_batch_size > 0", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("max_queue_delay_microseconds must be 0 or positive", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("preferred_batch_size 0 must be between 1", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("max_queue_size must be 0 (unbounded) or positive", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("default_timeout_microseconds must be 0", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("runtime.intra_op_threads must be 0", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("runtime.max_concurrent_runs must be between 1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Batching_can_be_turned_off_for_a_model_without_a_batch_dimension()
+    {
+        var manifest = ManifestReader.Parse(Base.Replace("max_batch_size: 32", "max_batch_size: 0", StringComparison.Ordinal)
+            .Replace("[-1, 4]", "[1, 4]", StringComparison.Ordinal).Replace("[-1, 2]", "[1, 2]", StringComparison.Ordinal)
+            + "\ndynamic_batching: {enabled: false, max_queue_size: 4}\n");
+
+        Assert.False(manifest.DynamicBatching!.Enabled);
+        Assert.Equal(4, manifest.DynamicBatching.MaxQueueSize);
+    }
+}

@@ -18,6 +18,8 @@ internal static class ModelGenCommands
               Trains softmax regression on the Iris CSV; writes <dir>/iris.onnx and <dir>/iris.yaml.
           Carml.Orleans.ModelGen mlp --input <n> --output <m> --out <dir> [--hidden 64,64] [--seed 0] [--name mlp]
               Writes a seeded random MLP (Relu hidden layers, Softmax output) as <dir>/<name>.onnx and <dir>/<name>.yaml.
+          Carml.Orleans.ModelGen resnet50 --out <dir> [--seed 0] [--name resnet50]
+              Writes a ResNet-50-shaped graph with seeded random weights (FP32 [batch,3,224,224] -> [batch,1000], ~100 MB).
         Options:
           --max-batch-size <n>   max_batch_size written to the manifest (default 256)
         """;
@@ -37,7 +39,8 @@ internal static class ModelGenCommands
             {
                 "iris" => Iris(options, output),
                 "mlp" => Mlp(options, output),
-                _ => throw new UsageException($"unknown command '{args[0]}'; expected iris or mlp"),
+                "resnet50" => ResNet50(options, output),
+                _ => throw new UsageException($"unknown command '{args[0]}'; expected iris, mlp or resnet50"),
             };
         }
         catch (UsageException e)
@@ -76,6 +79,45 @@ internal static class ModelGenCommands
             CultureInfo.InvariantCulture,
             $"train accuracy {trained.TrainAccuracy:0.000} ({trained.TrainCount} rows), test accuracy {trained.TestAccuracy:0.000} ({trained.TestCount} rows), trained in {trained.BuildTime.TotalMilliseconds:0} ms"));
         output.WriteLine($"wrote {modelPath} ({trained.OnnxBytes.Length} bytes)");
+        output.WriteLine($"wrote {manifestPath}");
+        return Success;
+    }
+
+    private static int ResNet50(CommandLineOptions options, TextWriter output)
+    {
+        var seed = options.OptionalInt("seed", 0);
+        var name = options.Optional("name") ?? "resnet50";
+        var outDirectory = options.Required("out");
+        var maxBatchSize = MaxBatchSize(options);
+        options.RejectUnread();
+        if (name.Length == 0 || name.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || name.Contains('/', StringComparison.Ordinal))
+        {
+            throw new UsageException($"--name '{name}' cannot be used as a file name");
+        }
+
+        var onnx = ResNet50ModelFactory.Create(seed, name);
+        var modelFileName = $"{name}.onnx";
+        var modelPath = Path.Combine(outDirectory, modelFileName);
+        var manifestPath = Path.Combine(outDirectory, $"{name}.yaml");
+        Directory.CreateDirectory(outDirectory);
+        using (var file = File.Create(modelPath))
+        {
+            var bytes = onnx.ToBytes();
+            file.Write(bytes);
+        }
+
+        new GeneratedModelManifest
+        {
+            Name = name,
+            Description = onnx.DocString,
+            MaxBatchSize = maxBatchSize,
+            Inputs = [.. onnx.Graph.Inputs.Select(ManifestTensor.FromValueInfo)],
+            Outputs = [.. onnx.Graph.Outputs.Select(ManifestTensor.FromValueInfo)],
+            SourcePath = modelFileName,
+        }.Save(manifestPath);
+
+        output.WriteLine(onnx.DocString);
+        output.WriteLine($"wrote {modelPath} ({new FileInfo(modelPath).Length} bytes)");
         output.WriteLine($"wrote {manifestPath}");
         return Success;
     }

@@ -45,11 +45,43 @@ public sealed class KServeGrpcService(KServeServer server, ModelRouter router) :
         };
     }
 
+    /// <summary>The response parameters that carry the server-side time split (microseconds) and the batch size.</summary>
+    public const string QueueTimeParameter = "queue_time_us";
+    public const string ComputeTimeParameter = "compute_time_us";
+    public const string BatchSizeParameter = "batch_size";
+
+    /// <summary>The request parameter (as in Triton) that bounds how long the request may wait in the queue, in microseconds.</summary>
+    public const string TimeoutParameter = "timeout";
+
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
         var inference = ToInferenceRequest(request);
-        var response = await router.InferAsync(RequireName(request.ModelName), request.ModelVersion, inference);
+        var timeout = RequestTimeout.Combine(TimeoutMicroseconds(request), context.Deadline, DateTime.UtcNow);
+        if (timeout != inference.TimeoutMicroseconds)
+        {
+            inference = inference with { TimeoutMicroseconds = timeout };
+        }
+
+        var response = await router.InferAsync(RequireName(request.ModelName), request.ModelVersion, inference, context.CancellationToken);
         return ToProto(response);
+    }
+
+    private static long TimeoutMicroseconds(ModelInferRequest request)
+    {
+        if (!request.Parameters.TryGetValue(TimeoutParameter, out var parameter))
+        {
+            return 0;
+        }
+
+        var value = parameter.ParameterChoiceCase switch
+        {
+            InferParameter.ParameterChoiceOneofCase.Int64Param => parameter.Int64Param,
+            InferParameter.ParameterChoiceOneofCase.Uint64Param when parameter.Uint64Param <= long.MaxValue => (long)parameter.Uint64Param,
+            _ => -1,
+        };
+        return value >= 0
+            ? value
+            : throw ModelException.InvalidArgument($"parameter '{TimeoutParameter}' must be a non-negative int64 number of microseconds.");
     }
 
     public static InferenceRequest ToInferenceRequest(ModelInferRequest request)
@@ -135,6 +167,10 @@ public sealed class KServeGrpcService(KServeServer server, ModelRouter router) :
             });
             proto.RawOutputContents.Add(UnsafeByteOperations.UnsafeWrap(output.Data));
         }
+
+        proto.Parameters.Add(QueueTimeParameter, new InferParameter { Int64Param = response.Timings.QueueMicroseconds });
+        proto.Parameters.Add(ComputeTimeParameter, new InferParameter { Int64Param = response.Timings.ComputeMicroseconds });
+        proto.Parameters.Add(BatchSizeParameter, new InferParameter { Int64Param = response.Timings.BatchSize });
 
         return proto;
     }

@@ -60,7 +60,8 @@ public static class KServeHttpApi
         var headerLength = ParseHeaderLength(context.Request);
         var body = await ReadBodyAsync(context.Request, options.MaxRequestBytes, context.RequestAborted);
         var request = KServeHttpCodec.Decode(body, headerLength);
-        var response = await router.InferAsync(name, version, request.Request);
+        // A client that goes away takes its request out of the replica's queue.
+        var response = await router.InferAsync(name, version, request.Request, context.RequestAborted);
 
         var buffer = new ArrayBufferWriter<byte>(512);
         var jsonLength = KServeHttpCodec.Encode(buffer, response, request);

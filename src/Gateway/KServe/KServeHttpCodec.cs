@@ -86,8 +86,9 @@ public static class KServeHttpCodec
                 $"The body has {binary.Length} bytes of binary tensor data after the JSON header, but the inputs' binary_data_size add up to {offset}.");
         }
 
-        var binaryByDefault = root.TryGetProperty("parameters", out var parameters)
-            && Bool(parameters, "binary_data_output", "parameters") == true;
+        var hasParameters = root.TryGetProperty("parameters", out var parameters);
+        var binaryByDefault = hasParameters && Bool(parameters, "binary_data_output", "parameters") == true;
+        var timeout = hasParameters ? Timeout(parameters) : 0;
 
         var binaryOutputs = new Dictionary<string, bool>(StringComparer.Ordinal);
         List<string>? requested = null;
@@ -116,6 +117,7 @@ public static class KServeHttpCodec
             Id = root.TryGetProperty("id", out var id) ? id.ValueKind == JsonValueKind.String
                 ? id.GetString()
                 : throw ModelException.InvalidArgument("'id' must be a string.") : null,
+            TimeoutMicroseconds = timeout,
         };
         return new HttpInferRequest(request, binaryByDefault, binaryOutputs);
     }
@@ -248,6 +250,11 @@ public static class KServeHttpCodec
             }
 
             writer.WriteEndArray();
+            writer.WriteStartObject("parameters");
+            writer.WriteNumber(KServeGrpcService.QueueTimeParameter, response.Timings.QueueMicroseconds);
+            writer.WriteNumber(KServeGrpcService.ComputeTimeParameter, response.Timings.ComputeMicroseconds);
+            writer.WriteNumber(KServeGrpcService.BatchSizeParameter, response.Timings.BatchSize);
+            writer.WriteEndObject();
             writer.WriteEndObject();
         }
 
@@ -266,6 +273,19 @@ public static class KServeHttpCodec
         }
 
         return json.WrittenCount;
+    }
+
+    /// <summary>The request's <c>timeout</c> parameter (microseconds it may wait in the queue, as in Triton); 0 when absent.</summary>
+    private static long Timeout(JsonElement parameters)
+    {
+        if (parameters.ValueKind != JsonValueKind.Object || !parameters.TryGetProperty(KServeGrpcService.TimeoutParameter, out var value))
+        {
+            return 0;
+        }
+
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var timeout) && timeout >= 0
+            ? timeout
+            : throw ModelException.InvalidArgument($"parameters: '{KServeGrpcService.TimeoutParameter}' must be a non-negative integer number of microseconds");
     }
 
     private static string RequiredString(JsonElement element, string property, string where)

@@ -1,18 +1,27 @@
 using System.Collections.Concurrent;
+using Carml.Orleans.Grains;
 using Carml.Orleans.Interfaces;
 using Microsoft.Extensions.Options;
 
 namespace Carml.Orleans.Gateway.Routing;
 
 /// <summary>Where a prediction for a model version goes.</summary>
-public sealed record ModelRoute(ModelId Id, ModelManifest Manifest, IModelReplicaGrain Replica);
+public sealed record ModelRoute(ModelId Id, ModelManifest Manifest, IModelReplicaGrain Replica)
+{
+    public string ReplicaKey { get; } = Id.ReplicaKey(0);
+}
 
 /// <summary>
 /// Resolves a model name and optional version (empty or <c>latest</c> = highest) to the replica that serves it. Routes
 /// are cached for <see cref="GatewayOptions.RouteCacheSeconds"/> so the hot path makes one grain call, the inference;
 /// registration and deletion through this gateway invalidate the name at once.
 /// </summary>
-public sealed class ModelRouter(IGrainFactory grains, IOptions<GatewayOptions> options, TimeProvider time)
+/// <remarks>
+/// When the replica's activation lives in this process (standalone mode), the request goes straight to its batcher
+/// through the silo's <see cref="LocalReplicaDirectory"/>, skipping an Orleans message to itself; the grain call is
+/// the path otherwise, and at least every few seconds, so the activation stays alive and in charge.
+/// </remarks>
+public sealed class ModelRouter(IGrainFactory grains, IOptions<GatewayOptions> options, TimeProvider time, LocalReplicaDirectory? local = null)
 {
     private readonly ConcurrentDictionary<(string Name, string Version), (ModelRoute Route, long Expires)> _routes = new();
     private readonly long _ttl = (long)(options.Value.RouteCacheSeconds * time.TimestampFrequency);
@@ -63,13 +72,28 @@ public sealed class ModelRouter(IGrainFactory grains, IOptions<GatewayOptions> o
         }
     }
 
-    /// <summary>Runs a request on the model's replica, forgetting stale routes when the model has gone.</summary>
-    public async Task<InferenceResponse> InferAsync(string name, string? version, InferenceRequest request)
+    /// <summary>
+    /// Runs a request on the model's replica, forgetting stale routes when the model has gone. The token (a gRPC
+    /// deadline or cancellation, an HTTP client going away) follows the request into the replica's queue.
+    /// </summary>
+    public async Task<InferenceResponse> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken = default)
     {
         var route = await ResolveAsync(name, version);
+        if (local is not null && local.TryGet(route.ReplicaKey, out var replica) && replica.IsFresh && replica.TryAcquire())
+        {
+            try
+            {
+                return await replica.InferAsync(request, cancellationToken);
+            }
+            finally
+            {
+                replica.Release();
+            }
+        }
+
         try
         {
-            return await route.Replica.InferAsync(request);
+            return await route.Replica.InferAsync(request, cancellationToken);
         }
         catch (ModelException e) when (e.Kind == ModelErrorKind.NotFound)
         {
