@@ -1,3 +1,4 @@
+using Carml.Orleans.Core;
 using System.Net;
 using System.Text.Json;
 using Carml.Orleans.Gateway.Cluster;
@@ -74,6 +75,12 @@ public static class GatewayHost
         builder.Services.AddGrpcReflection();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ModelRouter>();
+        builder.Services.AddOptions<RunRecorderOptions>()
+            .Bind(builder.Configuration.GetSection(RunRecorderOptions.Section))
+            .Validate(o => o.SampleRate is >= 0 and <= 1 && o.BufferSize > 0 && o.BatchSize > 0, "Carml:Runs: SampleRate in [0, 1], BufferSize and BatchSize positive.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<RunRecorder>();
+        builder.Services.AddHostedService<RunRecorderService>();
         builder.Services.AddSingleton<ModelSourceResolver>();
         builder.Services.AddOptions<ArchiveLimits>().Bind(builder.Configuration.GetSection("Carml:Archives"));
         var dataDirectory = builder.Configuration.GetSection(CarmlSiloOptions.Section).Get<CarmlSiloOptions>()?.DataDirectory ?? new CarmlSiloOptions().DataDirectory;

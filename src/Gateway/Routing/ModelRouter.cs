@@ -1,3 +1,4 @@
+using Carml.Orleans.Core;
 using System.Collections.Concurrent;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Interfaces;
@@ -21,7 +22,8 @@ public sealed record ModelRoute(ModelId Id, ModelManifest Manifest, IModelReplic
 /// through the silo's <see cref="LocalReplicaDirectory"/>, skipping an Orleans message to itself; the grain call is
 /// the path otherwise, and at least every few seconds, so the activation stays alive and in charge.
 /// </remarks>
-public sealed class ModelRouter(IGrainFactory grains, IOptions<GatewayOptions> options, TimeProvider time, LocalReplicaDirectory? local = null)
+public sealed class ModelRouter(
+    IGrainFactory grains, IOptions<GatewayOptions> options, TimeProvider time, LocalReplicaDirectory? local = null, RunRecorder? recorder = null)
 {
     private readonly ConcurrentDictionary<(string Name, string Version), (ModelRoute Route, long Expires)> _routes = new();
     private readonly long _ttl = (long)(options.Value.RouteCacheSeconds * time.TimestampFrequency);
@@ -79,6 +81,28 @@ public sealed class ModelRouter(IGrainFactory grains, IOptions<GatewayOptions> o
     public async Task<InferenceResponse> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken = default)
     {
         var route = await ResolveAsync(name, version);
+        if (recorder is null || !recorder.ShouldRecord())
+        {
+            return await RunAsync(name, route, request, cancellationToken);
+        }
+
+        var started = time.GetTimestamp();
+        var createdAt = time.GetUtcNow();
+        try
+        {
+            var response = await RunAsync(name, route, request, cancellationToken);
+            recorder.TryRecord(PredictionRecords.Succeeded(route, request, response, createdAt, time.GetElapsedTime(started)));
+            return response;
+        }
+        catch (ModelException e) when (e.Kind != ModelErrorKind.NotFound)
+        {
+            recorder.TryRecord(PredictionRecords.Failed(route, request, e.Message, createdAt, time.GetElapsedTime(started)));
+            throw;
+        }
+    }
+
+    private async Task<InferenceResponse> RunAsync(string name, ModelRoute route, InferenceRequest request, CancellationToken cancellationToken)
+    {
         if (local is not null && local.TryGet(route.ReplicaKey, out var replica) && replica.IsFresh && replica.TryAcquire())
         {
             try
