@@ -72,6 +72,7 @@ public static class GatewayHost
             grpc.MaxSendMessageSize = options.MaxRequestBytes;
             grpc.Interceptors.Add<GrpcErrorInterceptor>();
         });
+        builder.Services.AddSingleton<GrpcErrorInterceptor>(); // one instance, not one per call
         builder.Services.AddGrpcReflection();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ModelRouter>();

@@ -143,6 +143,20 @@ public sealed class SqliteRunStoreTests : RunStoreContract, IDisposable
 [Collection(PostgresCollection.Name)]
 public sealed class PostgresRunStoreTests(PostgresServer postgres) : RunStoreContract
 {
+    [Fact]
+    public async Task Runs_written_by_one_process_are_read_by_the_next()
+    {
+        var database = await postgres.CreateDatabaseAsync();
+        await new PostgresMigrator(NullLogger<PostgresMigrator>.Instance).MigrateAsync(database, Ct);
+        var run = new RunRecord { Id = RunIds.New(DateTimeOffset.UtcNow), Model = "iris", Version = "1", Status = RunStatus.Succeeded, CreatedAt = DateTimeOffset.UtcNow };
+        await new PostgresRunStore(database).SaveAsync([run], Ct);
+        Npgsql.NpgsqlConnection.ClearAllPools();
+
+        var read = await new PostgresRunStore(database).GetAsync(run.Id, Ct);
+
+        Assert.Equal(RunStatus.Succeeded, read?.Status);
+    }
+
     protected override async Task<IRunStore> CreateStoreAsync()
     {
         var database = await postgres.CreateDatabaseAsync();
