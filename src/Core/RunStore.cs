@@ -53,6 +53,27 @@ public static class RunIds
         throw ModelException.InvalidArgument($"page_token '{token}' is not a token this server issued.");
     }
 
+    /// <summary>
+    /// Reads one page from a query that selected the record JSON in newest-first order with a limit of one more than
+    /// the page size: the extra row only says that another page follows.
+    /// </summary>
+    public static async Task<RunPage> ReadPageAsync(System.Data.Common.DbDataReader reader, int pageSize, CancellationToken cancellationToken)
+    {
+        var runs = new List<RunRecord>(pageSize + 1);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            runs.Add(RunJson.Deserialize(reader.GetString(0)));
+        }
+
+        var more = runs.Count > pageSize;
+        if (more)
+        {
+            runs.RemoveAt(runs.Count - 1);
+        }
+
+        return new RunPage(runs, more ? Cursor(runs[^1].CreatedAt, runs[^1].Id) : null);
+    }
+
     public static void Validate(RunQuery query)
     {
         if (query.PageSize is < 1 or > MaxPageSize)

@@ -86,22 +86,8 @@ public sealed class PostgresRunStore(string connectionString) : IRunStore
         command.CommandText = "SELECT record::text FROM carml_runs"
             + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : string.Empty)
             + $" ORDER BY created_at DESC, id DESC LIMIT ${command.Parameters.Count}";
-        var runs = new List<RunRecord>();
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                runs.Add(RunJson.Deserialize(reader.GetString(0)));
-            }
-        }
-
-        var more = runs.Count > query.PageSize;
-        if (more)
-        {
-            runs.RemoveAt(runs.Count - 1);
-        }
-
-        return new RunPage(runs, more ? RunIds.Cursor(runs[^1].CreatedAt, runs[^1].Id) : null);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await RunIds.ReadPageAsync(reader, query.PageSize, cancellationToken);
     }
 
     private static string Name<T>(T value) where T : struct, Enum => value.ToString().ToLower(CultureInfo.InvariantCulture);

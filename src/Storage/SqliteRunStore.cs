@@ -105,22 +105,8 @@ public sealed class SqliteRunStore : IRunStore
             + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : string.Empty)
             + " ORDER BY created_ticks DESC, id DESC LIMIT $limit";
         command.Parameters.AddWithValue("$limit", query.PageSize + 1);
-        var runs = new List<RunRecord>();
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                runs.Add(RunJson.Deserialize(reader.GetString(0)));
-            }
-        }
-
-        var more = runs.Count > query.PageSize;
-        if (more)
-        {
-            runs.RemoveAt(runs.Count - 1);
-        }
-
-        return new RunPage(runs, more ? RunIds.Cursor(runs[^1].CreatedAt, runs[^1].Id) : null);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await RunIds.ReadPageAsync(reader, query.PageSize, cancellationToken);
     }
 
     private async Task CreateSchemaAsync()
