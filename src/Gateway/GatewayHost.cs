@@ -1,3 +1,4 @@
+using Scalar.AspNetCore;
 using Carml.Orleans.Core;
 using System.Net;
 using System.Text.Json;
@@ -114,6 +115,7 @@ public static class GatewayHost
         app.MapGrpcService<PredictorGrpcService>();
         app.MapGrpcReflectionService();
         app.MapOpenApi();
+        app.MapScalarApiReference("/docs"); // a browsable page over /openapi/v1.json
         return app;
     }
 

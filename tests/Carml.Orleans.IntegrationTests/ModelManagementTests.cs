@@ -300,6 +300,16 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
         Assert.Contains("/api/models/{name}/versions/{version}", paths);
     }
 
+    [Fact]
+    public async Task OpenApi_has_a_browsable_page()
+    {
+        var page = await Http.GetAsync("/docs/v1", Ct);
+
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("openapi/v1.json", await page.Content.ReadAsStringAsync(Ct));
+    }
+
     private async Task AssertNotStoredAsync(byte[] model)
     {
         var sha = Convert.ToHexStringLower(SHA256.HashData(model));
