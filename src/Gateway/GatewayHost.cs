@@ -111,6 +111,7 @@ public static class GatewayHost
         app.MapPredictors();
         app.MapRuns();
         app.MapAgents();
+        app.MapHealth();
         app.MapGrpcService<KServeGrpcService>();
         app.MapGrpcService<PredictorGrpcService>();
         app.MapGrpcReflectionService();

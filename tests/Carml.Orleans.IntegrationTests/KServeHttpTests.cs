@@ -26,6 +26,21 @@ public sealed class KServeHttpTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task Healthz_reports_every_component_ok_with_its_latency()
+    {
+        var response = await Http.GetAsync("/healthz", Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var health = await response.JsonAsync();
+        Assert.Equal("ok", health.GetProperty("status").GetString());
+        var components = health.GetProperty("components");
+        foreach (var name in new[] { "startup", "cluster_and_grain_storage", "run_store" })
+        {
+            Assert.Equal("ok", components.GetProperty(name).GetProperty("status").GetString());
+        }
+    }
+
+    [Fact]
     public async Task Server_metadata_names_the_server_and_its_extensions()
     {
         var metadata = await (await Http.GetAsync("/v2", Ct)).JsonAsync();

@@ -1,0 +1,50 @@
+using System.Diagnostics;
+using Carml.Orleans.Core;
+using Carml.Orleans.Interfaces;
+
+namespace Carml.Orleans.Gateway;
+
+/// <summary>One component's health: ok or failing, how long the probe took, and why it failed.</summary>
+public sealed record ComponentHealth(string Status, double Milliseconds, string? Error = null);
+
+/// <summary>
+/// <c>/healthz</c> for operators: whether the gateway has started, the cluster answers (a grain call that reads
+/// persisted state) and the run store answers, each with its latency. 200 when all are ok, 503 otherwise.
+/// </summary>
+public static class HealthApi
+{
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
+
+    public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/healthz", CheckAsync).WithTags("Health").WithSummary("Component health for operators: cluster, grain storage, run store.");
+        return endpoints;
+    }
+
+    private static async Task<IResult> CheckAsync(ServerReadiness readiness, IGrainFactory grains, IRunStore runs, CancellationToken cancellationToken)
+    {
+        var components = new Dictionary<string, ComponentHealth>
+        {
+            ["startup"] = new(readiness.Started ? "ok" : "starting", 0),
+            ["cluster_and_grain_storage"] = await ProbeAsync(() =>
+                grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).ListAsync(null, 1), cancellationToken),
+            ["run_store"] = await ProbeAsync(() => runs.SearchAsync(new RunQuery { PageSize = 1 }, cancellationToken), cancellationToken),
+        };
+        var healthy = components.Values.All(c => c.Status == "ok");
+        return Results.Json(new { status = healthy ? "ok" : "degraded", components }, statusCode: healthy ? 200 : 503);
+    }
+
+    private static async Task<ComponentHealth> ProbeAsync(Func<Task> probe, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await probe().WaitAsync(ProbeTimeout, cancellationToken);
+            return new ComponentHealth("ok", Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return new ComponentHealth("failing", Stopwatch.GetElapsedTime(started).TotalMilliseconds, e.Message);
+        }
+    }
+}
