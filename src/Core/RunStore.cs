@@ -1,4 +1,3 @@
-using System.Text;
 using Carml.Orleans.Interfaces;
 
 namespace Carml.Orleans.Core;
@@ -30,27 +29,16 @@ public static class RunIds
 
     /// <summary>Opaque cursor after (created, id) in newest-first order.</summary>
     public static string Cursor(DateTimeOffset created, string id) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{created.UtcTicks}:{id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        PageTokens.Encode($"{created.UtcTicks}:{id}");
 
     public static (long CreatedTicks, string Id) ParseCursor(string token)
     {
-        try
-        {
-            var base64 = token.Replace('-', '+').Replace('_', '/');
-            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
-            var text = Encoding.UTF8.GetString(Convert.FromBase64String(base64));
-            var colon = text.IndexOf(':', StringComparison.Ordinal);
-            if (colon > 0 && long.TryParse(text[..colon], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ticks)
-                && IsValid(text[(colon + 1)..]))
-            {
-                return (ticks, text[(colon + 1)..]);
-            }
-        }
-        catch (FormatException)
-        {
-        }
-
-        throw ModelException.InvalidArgument($"page_token '{token}' is not a token this server issued.");
+        var text = PageTokens.Decode(token);
+        var colon = text.IndexOf(':', StringComparison.Ordinal);
+        return colon > 0 && long.TryParse(text[..colon], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ticks)
+            && IsValid(text[(colon + 1)..])
+            ? (ticks, text[(colon + 1)..])
+            : throw PageTokens.Invalid(token);
     }
 
     /// <summary>

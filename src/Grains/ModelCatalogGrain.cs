@@ -1,4 +1,3 @@
-using System.Text;
 using Carml.Orleans.Core;
 using Carml.Orleans.Interfaces;
 
@@ -57,7 +56,7 @@ public sealed class ModelCatalogGrain(
             throw ModelException.InvalidArgument($"page_size must be between 1 and {MaxPageSize}, got {pageSize}.");
         }
 
-        var after = DecodeToken(pageToken);
+        var after = string.IsNullOrEmpty(pageToken) ? null : PageTokens.Decode(pageToken);
         var names = catalog.State.Versions.Keys
             .Where(n => after is null || string.CompareOrdinal(n, after) > 0)
             .Order(StringComparer.Ordinal)
@@ -66,29 +65,7 @@ public sealed class ModelCatalogGrain(
         var page = names.Take(pageSize)
             .Select(n => new ModelVersions(n, catalog.State.Versions[n].ToArray()))
             .ToArray();
-        var next = names.Count > pageSize ? EncodeToken(page[^1].Name) : null;
+        var next = names.Count > pageSize ? PageTokens.Encode(page[^1].Name) : null;
         return Task.FromResult(new ModelCatalogPage(page, next));
-    }
-
-    private static string EncodeToken(string name) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes(name)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    private static string? DecodeToken(string? token)
-    {
-        if (string.IsNullOrEmpty(token))
-        {
-            return null;
-        }
-
-        try
-        {
-            var base64 = token.Replace('-', '+').Replace('_', '/');
-            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
-            return Encoding.UTF8.GetString(Convert.FromBase64String(base64));
-        }
-        catch (FormatException)
-        {
-            throw ModelException.InvalidArgument($"page_token '{token}' is not a token this server issued.");
-        }
     }
 }
