@@ -25,7 +25,7 @@ public static class RunIds
     public static string New(DateTimeOffset now) =>
         now.ToUnixTimeMilliseconds().ToString("x13", System.Globalization.CultureInfo.InvariantCulture) + Guid.NewGuid().ToString("N")[..16];
 
-    public static bool IsValid(string id) => id.Length == 29 && id.All(c => c is >= '0' and <= '9' or >= 'a' and <= 'f');
+    public static bool IsValid(string id) => HexIds.IsValid(id, 29);
 
     /// <summary>Opaque cursor after (created, id) in newest-first order.</summary>
     public static string Cursor(DateTimeOffset created, string id) =>
@@ -36,6 +36,7 @@ public static class RunIds
         var text = PageTokens.Decode(token);
         var colon = text.IndexOf(':', StringComparison.Ordinal);
         return colon > 0 && long.TryParse(text[..colon], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ticks)
+            && ticks <= DateTimeOffset.MaxValue.UtcTicks
             && IsValid(text[(colon + 1)..])
             ? (ticks, text[(colon + 1)..])
             : throw PageTokens.Invalid(token);

@@ -35,7 +35,20 @@ public sealed partial class ModelReplicaGrain(
             return Task.FromResult(loaded.Info);
         }
 
-        return _loading ??= LoadCoreAsync(manifest, artifact);
+        if (_loading is { } pending)
+        {
+            return pending;
+        }
+
+        // A load that fails at once (missing file) has already run its cleanup: keeping its task would answer every
+        // later load with the same old failure.
+        var load = LoadCoreAsync(manifest, artifact);
+        if (!load.IsCompleted)
+        {
+            _loading = load;
+        }
+
+        return load;
     }
 
     public async Task<InferenceResponse> InferAsync(InferenceRequest request, CancellationToken cancellationToken = default)

@@ -98,6 +98,9 @@ public sealed partial class UploadGrain(
 
         var token = Guid.NewGuid();
         _lease = (token, time.GetUtcNow());
+
+        // The lease lives in memory: keep the grain while a long body streams, or the offset could not be recorded.
+        DelayDeactivation(options.Value.LeaseTimeout);
         return new UploadAppendLease(token, upload.Offset, upload.Length);
     }
 

@@ -122,17 +122,26 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
 
             File.Delete(meta);
             var partial = Path.Combine(CacheDirectory, key + ".partial");
-            switch (source.Scheme)
+            try
             {
-                case "file":
-                    await CopyFileAsync(source, partial, progress, cancellationToken);
-                    break;
-                case "s3":
-                    await FetchS3Async(source, partial, progress, cancellationToken);
-                    break;
-                default:
-                    await FetchHttpAsync(source, partial, progress, cancellationToken);
-                    break;
+                switch (source.Scheme)
+                {
+                    case "file":
+                        await CopyFileAsync(source, partial, progress, cancellationToken);
+                        break;
+                    case "s3":
+                        await FetchS3Async(source, partial, progress, cancellationToken);
+                        break;
+                    default:
+                        await FetchHttpAsync(source, partial, progress, cancellationToken);
+                        break;
+                }
+            }
+            catch (DownloadException e) when (e.Kind is DownloadErrorKind.TooLarge or DownloadErrorKind.NotFound)
+            {
+                // Nothing to resume from: a partial file would only make the next attempt fail the same way.
+                File.Delete(partial);
+                throw;
             }
 
             var (sha256, md5, length) = await HashAsync(partial, cancellationToken);
@@ -234,6 +243,10 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
             catch (Exception e) when (e is HttpRequestException or IOException)
             {
                 throw new DownloadException(DownloadErrorKind.Unavailable, $"Fetching {Redacted(source)} failed: {e.Message}", e);
+            }
+            catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new DownloadException(DownloadErrorKind.Unavailable, $"Fetching {Redacted(source)} timed out.", e);
             }
         }
     }

@@ -217,6 +217,7 @@ public sealed class KServeHttpTests(GatewayFixture fixture)
         { """{"inputs": [{"name": "features", "shape": [1, -4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}""", "shape dimension 1 (-4) is not a non-negative integer" },
         { """{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]""", "The request is not valid JSON" },
         { "[1, 2]", "The request must be a JSON object" },
+        { """{"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": ["label"]}""", "'outputs' items must be objects" },
     };
 
     [Theory]

@@ -138,6 +138,22 @@ public sealed class ModelGrainTests(ModelClusterFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task A_registration_refused_for_a_missing_file_succeeds_once_the_file_is_stored()
+    {
+        var bytes = TestModels.TypedModel($"late_{Guid.NewGuid():N}");
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        var manifest = ManifestReader.Parse(TestModels.TypedManifest("grain-late"));
+        var model = Grains.GetGrain<IModelGrain>("grain-late/1");
+
+        var missing = await Assert.ThrowsAsync<ModelException>(() => model.RegisterAsync(manifest, new ModelArtifact(sha, bytes.Length)));
+        await fixture.Store.PutAsync(bytes, TestContext.Current.CancellationToken);
+        var status = await model.RegisterAsync(manifest, new ModelArtifact(sha, bytes.Length));
+
+        Assert.Equal(ModelErrorKind.InvalidArgument, missing.Kind);
+        Assert.Equal(ModelState.Ready, status.State);
+    }
+
+    [Fact]
     public async Task Manifest_naming_another_model_is_refused()
     {
         var (manifest, artifact) = await IrisAsync("grain-a");

@@ -109,6 +109,17 @@ public abstract class RunStoreContract
         Assert.Equal(seen.OrderByDescending(r => r.CreatedAt).ThenByDescending(r => r.Id, StringComparer.Ordinal).Select(r => r.Id), seen.Select(r => r.Id));
     }
 
+    [Fact]
+    public async Task A_forged_page_token_past_the_end_of_time_is_an_invalid_argument()
+    {
+        var store = await CreateStoreAsync();
+        var forged = PageTokens.Encode($"{long.MaxValue}:{RunIds.New(Start)}");
+
+        var error = await Assert.ThrowsAsync<ModelException>(() => store.SearchAsync(new RunQuery { PageToken = forged }, Ct));
+
+        Assert.Equal(ModelErrorKind.InvalidArgument, error.Kind);
+    }
+
     [Theory]
     [InlineData(0, null)]
     [InlineData(501, null)]

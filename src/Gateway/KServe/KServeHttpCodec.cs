@@ -102,6 +102,11 @@ public static class KServeHttpCodec
             requested = [];
             foreach (var output in outputsElement.EnumerateArray())
             {
+                if (output.ValueKind != JsonValueKind.Object)
+                {
+                    throw ModelException.InvalidArgument("'outputs' items must be objects with a 'name'.");
+                }
+
                 var name = RequiredString(output, "name", "outputs[]");
                 requested.Add(name);
                 if (output.TryGetProperty("parameters", out var outputParameters)

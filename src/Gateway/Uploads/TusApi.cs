@@ -19,6 +19,20 @@ public static partial class TusApi
     public static IEndpointRouteBuilder MapTusUploads(this IEndpointRouteBuilder endpoints)
     {
         var uploads = endpoints.MapGroup(Prefix).WithTags("Uploads (tus 1.0.0)");
+
+        // Every refusal from an upload grain (lost lease, gone, offset moved) answers with its tus status, wherever
+        // in a handler it happens.
+        uploads.AddEndpointFilter(async (context, next) =>
+        {
+            try
+            {
+                return await next(context);
+            }
+            catch (UploadException e)
+            {
+                return Refused(e);
+            }
+        });
         uploads.MapMethods("/", ["OPTIONS"], Options).ExcludeFromDescription();
         uploads.MapMethods("/{id}", ["OPTIONS"], Options).ExcludeFromDescription();
         uploads.MapPost("/", CreateAsync).WithSummary("tus creation (and creation-with-upload).");
@@ -236,15 +250,8 @@ public static partial class TusApi
             return Text(StatusCodes.Status404NotFound, $"There is no upload {id}.");
         }
 
-        try
-        {
-            await grains.GetGrain<IUploadGrain>(id).TerminateAsync();
-            return Results.NoContent();
-        }
-        catch (UploadException e)
-        {
-            return Refused(e);
-        }
+        await grains.GetGrain<IUploadGrain>(id).TerminateAsync();
+        return Results.NoContent();
     }
 
     private static async Task<IResult> GetAsync(
