@@ -37,7 +37,7 @@ public sealed class UploadFileStore
     public string Root { get; }
 
     /// <summary>Upload ids are 32 lowercase hex digits; anything else names no upload (and no path).</summary>
-    public static bool IsUploadId(string id) => id.Length == 32 && id.All(c => c is >= '0' and <= '9' or >= 'a' and <= 'f');
+    public static bool IsUploadId(string id) => HexIds.IsValid(id);
 
     public static string NewId() => Guid.NewGuid().ToString("N");
 

@@ -36,7 +36,9 @@ public static class GatewayHost
             .ValidateDataAnnotations()
             .ValidateOnStart();
         var options = builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();
-        var host = IPAddress.Parse(options.Host);
+        var host = IPAddress.TryParse(options.Host, out var address)
+            ? address
+            : throw new InvalidOperationException($"Carml:Gateway:Host '{options.Host}' is not an IP address (use 127.0.0.1, 0.0.0.0 or ::).");
         var httpPort = FreePort.Resolve(options.HttpPort);
         var grpcPort = FreePort.Resolve(options.GrpcPort);
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -91,7 +93,10 @@ public static class GatewayHost
             .Bind(builder.Configuration.GetSection(DownloadOptions.Section))
             .Validate(o => o.MaxBytes > 0 && o.Attempts > 0 && o.CacheExpiry >= TimeSpan.Zero, "Carml:Downloads: MaxBytes and Attempts must be positive, CacheExpiry not negative.")
             .ValidateOnStart();
-        builder.Services.AddHttpClient<DownloadManager>(client => client.Timeout = TimeSpan.FromMinutes(30));
+        // One manager for the process: its per-URL locks are what let concurrent fetches of a URL share the work.
+        builder.Services.AddHttpClient(nameof(DownloadManager), client => client.Timeout = TimeSpan.FromMinutes(30));
+        builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<DownloadManager>(
+            sp, sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(DownloadManager))));
         builder.Services.AddSingleton<ServerReadiness>();
         builder.Services.AddSingleton<KServeServer>();
         builder.Services.AddOptions<SampleModelOptions>().Bind(builder.Configuration.GetSection(SampleModelOptions.Section));

@@ -13,8 +13,6 @@ public sealed record ComponentHealth(string Status, double Milliseconds, string?
 /// </summary>
 public static class HealthApi
 {
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
-
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGet("/healthz", CheckAsync).WithTags("Health").WithSummary("Component health for operators: cluster, grain storage, run store.");
@@ -26,15 +24,21 @@ public static class HealthApi
         var components = new Dictionary<string, ComponentHealth>
         {
             ["startup"] = new(readiness.Started ? "ok" : "starting", 0),
-            ["cluster_and_grain_storage"] = await ProbeAsync(() =>
+            ["cluster_and_grain_storage"] = await HealthProbe.RunAsync(() =>
                 grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).ListAsync(null, 1), cancellationToken),
-            ["run_store"] = await ProbeAsync(() => runs.SearchAsync(new RunQuery { PageSize = 1 }, cancellationToken), cancellationToken),
+            ["run_store"] = await HealthProbe.RunAsync(() => runs.SearchAsync(new RunQuery { PageSize = 1 }, cancellationToken), cancellationToken),
         };
         var healthy = components.Values.All(c => c.Status == "ok");
         return Results.Json(new { status = healthy ? "ok" : "degraded", components }, statusCode: healthy ? 200 : 503);
     }
+}
 
-    private static async Task<ComponentHealth> ProbeAsync(Func<Task> probe, CancellationToken cancellationToken)
+/// <summary>One bounded health probe, shared by readiness and <c>/healthz</c>.</summary>
+public static class HealthProbe
+{
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
+
+    public static async Task<ComponentHealth> RunAsync(Func<Task> probe, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         try

@@ -7,7 +7,6 @@ namespace Carml.Orleans.Gateway;
 /// </summary>
 public sealed class ServerReadiness(IGrainFactory grains)
 {
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
     private volatile bool _started;
 
     public void MarkStarted() => _started = true;
@@ -21,16 +20,8 @@ public sealed class ServerReadiness(IGrainFactory grains)
             return false;
         }
 
-        try
-        {
-            await grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey)
-                .GetVersionsAsync(string.Empty)
-                .WaitAsync(ProbeTimeout, cancellationToken);
-            return true;
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return false;
-        }
+        var cluster = await HealthProbe.RunAsync(
+            () => grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).GetVersionsAsync(string.Empty), cancellationToken);
+        return cluster.Status == "ok";
     }
 }

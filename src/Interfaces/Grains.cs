@@ -92,3 +92,26 @@ public interface IModelCatalogGrain : IGrainWithStringKey
     [Alias("List")]
     Task<ModelCatalogPage> ListAsync(string? pageToken, int pageSize);
 }
+
+public static class ModelCatalogExtensions
+{
+    /// <summary>Every registered version, page by page from the catalog (never a scan of model grains).</summary>
+    public static async IAsyncEnumerable<ModelId> AllVersionsAsync(this IModelCatalogGrain catalog, int pageSize = 100)
+    {
+        string? token = null;
+        do
+        {
+            var page = await catalog.ListAsync(token, pageSize);
+            foreach (var model in page.Models)
+            {
+                foreach (var version in model.Versions)
+                {
+                    yield return new ModelId(model.Name, version);
+                }
+            }
+
+            token = page.NextPageToken;
+        }
+        while (token is not null);
+    }
+}

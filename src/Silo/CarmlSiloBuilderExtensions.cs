@@ -68,7 +68,7 @@ public static class CarmlSiloBuilderExtensions
         {
             if (catalog.GpuCount == 0)
             {
-                catalog.GpuCount = detector.Detect("catalog", DateTimeOffset.UtcNow).Gpus.Count;
+                catalog.GpuCount = detector.Gpus.Count;
             }
         });
         silo.AddClusterGrainStorage(configuration, dataDirectory);

@@ -453,6 +453,7 @@ public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
     {
         private CancellationTokenRegistration _registration;
         private ITimer? _timer;
+        private int _disarmed;
 
         public TRequest Request { get; } = request;
         public int Rows { get; } = rows;
@@ -465,19 +466,32 @@ public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
         {
             if (Timeout is { } timeout)
             {
-                _timer = owner._time.CreateTimer(static s => ((Pending)s!).Expire(), this, timeout, System.Threading.Timeout.InfiniteTimeSpan);
+                Interlocked.Exchange(ref _timer, owner._time.CreateTimer(static s => ((Pending)s!).Expire(), this, timeout, System.Threading.Timeout.InfiniteTimeSpan));
             }
 
             if (CancellationToken.CanBeCanceled)
             {
                 _registration = CancellationToken.UnsafeRegister(static s => ((Pending)s!).Cancel(), this);
             }
+
+            // Another thread may have dispatched (and disarmed) the request between its queueing and this call:
+            // then nothing armed here may outlive it.
+            if (Volatile.Read(ref _disarmed) == 1)
+            {
+                Release();
+            }
         }
 
         /// <summary>Stops the timer and the cancellation callback; never waits for a running callback.</summary>
         public void Disarm()
         {
-            _timer?.Dispose();
+            Interlocked.Exchange(ref _disarmed, 1);
+            Release();
+        }
+
+        private void Release()
+        {
+            Volatile.Read(ref _timer)?.Dispose();
             _registration.Unregister();
         }
 

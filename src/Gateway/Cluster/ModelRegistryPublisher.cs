@@ -45,48 +45,36 @@ public sealed partial class ModelRegistryPublisher(
 
     private async Task PublishAsync(TimeSpan ttl, CancellationToken cancellationToken)
     {
-        var catalog = grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey);
-        string? token = null;
-        do
+        await foreach (var id in grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).AllVersionsAsync())
         {
-            var page = await catalog.ListAsync(token, 100);
-            foreach (var model in page.Models)
+            var status = await grains.GetGrain<IModelGrain>(id.Key).GetStatusAsync();
+            if (status is null)
             {
-                foreach (var version in model.Versions)
-                {
-                    var status = await grains.GetGrain<IModelGrain>(new ModelId(model.Name, version).Key).GetStatusAsync();
-                    if (status is null)
-                    {
-                        continue;
-                    }
-
-                    var value = JsonSerializer.SerializeToUtf8Bytes(new
-                    {
-                        name = model.Name,
-                        version,
-                        state = status.State.ToString(),
-                        reason = status.Reason,
-                        framework = status.Manifest.Framework,
-                        execution_provider = status.ExecutionProvider,
-                        sha256 = status.Artifact.Sha256,
-                        size_bytes = status.Artifact.SizeBytes,
-                        ready_at = status.ReadyAt,
-                    });
-                    try
-                    {
-                        await registry.PutAsync($"models/{model.Name}/{version}", value, new RegistryWriteOptions { Ttl = ttl }, cancellationToken);
-                    }
-                    catch (ConsulException e) when (e is not ConsulUnavailableException and not ConsulAclException)
-                    {
-                        // Another gateway's session holds the key: it publishes this model.
-                        LogHeldElsewhere(logger, model.Name, version, e.Message);
-                    }
-                }
+                continue;
             }
 
-            token = page.NextPageToken;
+            var value = JsonSerializer.SerializeToUtf8Bytes(new
+            {
+                name = id.Name,
+                version = id.Version,
+                state = status.State.ToString(),
+                reason = status.Reason,
+                framework = status.Manifest.Framework,
+                execution_provider = status.ExecutionProvider,
+                sha256 = status.Artifact.Sha256,
+                size_bytes = status.Artifact.SizeBytes,
+                ready_at = status.ReadyAt,
+            });
+            try
+            {
+                await registry.PutAsync($"models/{id.Name}/{id.Version}", value, new RegistryWriteOptions { Ttl = ttl }, cancellationToken);
+            }
+            catch (ConsulException e) when (e is not ConsulUnavailableException and not ConsulAclException)
+            {
+                // Another gateway's session holds the key: it publishes this model.
+                LogHeldElsewhere(logger, id.Name, id.Version, e.Message);
+            }
         }
-        while (token is not null);
     }
 
     [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Could not publish the models to the registry; will retry")]

@@ -4,7 +4,6 @@ using Carml.Orleans.Gateway.Routing;
 using Carml.Orleans.Interfaces;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Options;
 
 namespace Carml.Orleans.Gateway.KServe;
 
@@ -28,10 +27,10 @@ public static class KServeHttpApi
         v2.MapGet("/models/{name}/versions/{version}", (string name, string version, KServeServer server) => MetadataAsync(server, name, version));
         v2.MapGet("/models/{name}/ready", (string name, KServeServer server) => ReadyAsync(server, name, null));
         v2.MapGet("/models/{name}/versions/{version}/ready", (string name, string version, KServeServer server) => ReadyAsync(server, name, version));
-        v2.MapPost("/models/{name}/infer", (string name, HttpContext context, ModelRouter router, IOptions<GatewayOptions> options) =>
-            InferAsync(context, router, options.Value, name, null));
-        v2.MapPost("/models/{name}/versions/{version}/infer", (string name, string version, HttpContext context, ModelRouter router, IOptions<GatewayOptions> options) =>
-            InferAsync(context, router, options.Value, name, version));
+        v2.MapPost("/models/{name}/infer", (string name, HttpContext context, ModelRouter router) =>
+            InferAsync(context, router, name, null));
+        v2.MapPost("/models/{name}/versions/{version}/infer", (string name, string version, HttpContext context, ModelRouter router) =>
+            InferAsync(context, router, name, version));
         return endpoints;
     }
 
@@ -55,10 +54,11 @@ public static class KServeHttpApi
             ? Results.Ok(new { name, ready = true })
             : Results.Json(new KServeError($"Model '{name}' is not ready."), statusCode: StatusCodes.Status400BadRequest);
 
-    private static async Task InferAsync(HttpContext context, ModelRouter router, GatewayOptions options, string name, string? version)
+    private static async Task InferAsync(HttpContext context, ModelRouter router, string name, string? version)
     {
+        // The body limit is Kestrel's and RequestSizeLimitMiddleware's (Carml:Gateway:MaxRequestBytes).
         var headerLength = ParseHeaderLength(context.Request);
-        var body = await ReadBodyAsync(context.Request, options.MaxRequestBytes, context.RequestAborted);
+        var body = await ReadBodyAsync(context.Request, context.RequestAborted);
         var request = KServeHttpCodec.Decode(body, headerLength);
         // A client that goes away takes its request out of the replica's queue.
         var response = await router.InferAsync(name, version, request.Request, context.RequestAborted);
@@ -91,7 +91,7 @@ public static class KServeHttpApi
             : throw ModelException.InvalidArgument($"{KServeHttpCodec.HeaderLengthHeader} '{values}' is not a non-negative integer.");
     }
 
-    private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         if (request.ContentLength is { } known)
         {

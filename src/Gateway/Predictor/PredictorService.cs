@@ -27,7 +27,7 @@ public sealed partial class PredictorService(
     private readonly PredictorOptions _options = options.Value;
 
     /// <summary>Predictor ids are 32 lowercase hex digits; anything else names no predictor.</summary>
-    public static bool IsPredictorId(string id) => id.Length == 32 && id.All(c => c is >= '0' and <= '9' or >= 'a' and <= 'f');
+    public static bool IsPredictorId(string id) => HexIds.IsValid(id);
 
     public async Task<PredictorInfo> OpenAsync(string? model, string? version, PredictorSettings? requested)
     {

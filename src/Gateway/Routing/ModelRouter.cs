@@ -32,7 +32,7 @@ public sealed class ModelRouter(
 
     public async ValueTask<ModelRoute> ResolveAsync(string name, string? version)
     {
-        var key = (name, string.IsNullOrEmpty(version) ? Latest : version);
+        var key = (name, string.IsNullOrEmpty(version) || version.Equals(Latest, StringComparison.OrdinalIgnoreCase) ? Latest : version);
         var now = time.GetTimestamp();
         if (_routes.TryGetValue(key, out var cached) && cached.Expires > now)
         {
@@ -94,9 +94,9 @@ public sealed class ModelRouter(
             recorder.TryRecord(PredictionRecords.Succeeded(route, request, response, createdAt, time.GetElapsedTime(started)));
             return response;
         }
-        catch (ModelException e) when (e.Kind != ModelErrorKind.NotFound)
+        catch (Exception e) when (ErrorMapping.Classify(e) is { Kind: not ModelErrorKind.NotFound } failure)
         {
-            recorder.TryRecord(PredictionRecords.Failed(route, request, e.Message, createdAt, time.GetElapsedTime(started)));
+            recorder.TryRecord(PredictionRecords.Failed(route, request, failure.Message, createdAt, time.GetElapsedTime(started)));
             throw;
         }
     }

@@ -70,24 +70,12 @@ public sealed partial class StandaloneStartup(
 
     private async Task LoadRegisteredModelsAsync(CancellationToken cancellationToken)
     {
-        var catalog = grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey);
-        string? token = null;
-        do
+        await foreach (var id in grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).AllVersionsAsync())
         {
-            var page = await catalog.ListAsync(token, 100);
-            foreach (var model in page.Models)
-            {
-                foreach (var version in model.Versions)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var status = await grains.GetGrain<IModelGrain>(new ModelId(model.Name, version).Key).EnsureLoadedAsync();
-                    LogModelState(logger, model.Name, version, status.State, status.Reason);
-                }
-            }
-
-            token = page.NextPageToken;
+            cancellationToken.ThrowIfCancellationRequested();
+            var status = await grains.GetGrain<IModelGrain>(id.Key).EnsureLoadedAsync();
+            LogModelState(logger, id.Name, id.Version, status.State, status.Reason);
         }
-        while (token is not null);
     }
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Registered the sample model {Name} version {Version} (test accuracy {Accuracy:P1})")]

@@ -32,13 +32,23 @@ public sealed class ConfiguredGpu
 /// <c>nvidia-smi --query-gpu=… --format=csv</c> when it is installed, or from configuration), ONNX Runtime's version and
 /// execution providers.
 /// </summary>
-public sealed class HardwareDetector(IOptions<AgentOptions> options)
+public sealed class HardwareDetector
 {
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(10);
+    private readonly IOptions<AgentOptions> options;
+    private readonly Lazy<(IReadOnlyList<GpuInfo> Gpus, string Source)> _gpus;
+
+    public HardwareDetector(IOptions<AgentOptions> options)
+    {
+        this.options = options;
+        _gpus = new Lazy<(IReadOnlyList<GpuInfo>, string)>(DetectGpus);
+    }
+
     private const string GpuQuery = "--query-gpu=index,name,memory.total,driver_version,uuid --format=csv,noheader,nounits";
 
     public AgentInfo Detect(string agentId, DateTimeOffset now)
     {
-        var (gpus, source) = DetectGpus();
+        var (gpus, source) = _gpus.Value;
         return new AgentInfo
         {
             Id = agentId,
@@ -56,6 +66,9 @@ public sealed class HardwareDetector(IOptions<AgentOptions> options)
             HeartbeatAt = now,
         };
     }
+
+    /// <summary>The GPUs this host advertises; detected once (nvidia-smi) and reused by every caller.</summary>
+    public IReadOnlyList<GpuInfo> Gpus => _gpus.Value.Gpus;
 
     private (IReadOnlyList<GpuInfo> Gpus, string Source) DetectGpus()
     {
@@ -148,14 +161,21 @@ public sealed class HardwareDetector(IOptions<AgentOptions> options)
     {
         try
         {
-            using var process = Process.Start(new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true });
+            using var process = Process.Start(new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true });
             if (process is null)
             {
                 return null;
             }
 
-            var output = process.StandardOutput.ReadToEnd();
-            return process.WaitForExit(10_000) && process.ExitCode == 0 ? output : null;
+            // Read while waiting, so a hung driver (nvidia-smi never exiting) cannot hold up the silo's start.
+            var output = process.StandardOutput.ReadToEndAsync();
+            if (!process.WaitForExit(CommandTimeout))
+            {
+                process.Kill(entireProcessTree: true);
+                return null;
+            }
+
+            return process.ExitCode == 0 ? output.GetAwaiter().GetResult() : null;
         }
         catch (System.ComponentModel.Win32Exception)
         {
