@@ -1,4 +1,3 @@
-using Carml.Orleans.Registry.Consul;
 using Carml.Orleans.Silo;
 using Microsoft.Extensions.Hosting;
 
@@ -16,44 +15,25 @@ catch (InvalidOperationException e)
     return 2;
 }
 
-builder.UseOrleans(silo =>
-{
-    if (mode == CarmlMode.Cluster)
-    {
-        silo.UseCarmlCluster(builder.Configuration);
-    }
-    else
-    {
-        silo.UseCarmlStandalone(builder.Configuration);
-    }
-});
-
 try
 {
+    builder.UseOrleans(silo =>
+    {
+        if (mode == CarmlMode.Cluster)
+        {
+            silo.UseCarmlCluster(builder.Configuration);
+        }
+        else
+        {
+            silo.UseCarmlStandalone(builder.Configuration);
+        }
+    });
     await builder.Build().RunAsync();
     return 0;
 }
-catch (Exception e) when (FindConsulError(e) is { } consul)
+catch (Exception e) when (StartupFailure.Describe(e) is { } message)
 {
-    // Consul unreachable at start, or a refused token: one clear line instead of a stack trace.
-    await Console.Error.WriteLineAsync($"carml silo: {consul.Message}");
+    // Consul or PostgreSQL unreachable at start, a refused token, an invalid setting: one clear line.
+    await Console.Error.WriteLineAsync($"carml silo: {message}");
     return 2;
-}
-
-static ConsulException? FindConsulError(Exception? e)
-{
-    for (; e is not null; e = e.InnerException)
-    {
-        if (e is ConsulException consul)
-        {
-            return consul;
-        }
-
-        if (e is AggregateException aggregate && aggregate.InnerExceptions.Select(FindConsulError).FirstOrDefault(c => c is not null) is { } inner)
-        {
-            return inner;
-        }
-    }
-
-    return null;
 }
