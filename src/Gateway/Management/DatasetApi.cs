@@ -42,7 +42,6 @@ public static class DatasetApi
         ModelSourceResolver sources,
         ContentStore store,
         IGrainFactory grains,
-        IOptions<ContentStoreOptions> storeOptions,
         IOptions<ArchiveLimits> limits,
         TimeProvider time,
         CancellationToken cancellationToken)
@@ -70,22 +69,13 @@ public static class DatasetApi
             if (registration.Unarchive && ArchiveExtractor.Detect(file) != ArchiveKind.None)
             {
                 location = Path.Combine(Path.GetDirectoryName(store.Root.TrimEnd(Path.DirectorySeparatorChar))!, "datasets", sha);
-                if (Directory.Exists(location))
+                if (!Directory.Exists(location))
                 {
-                    files = Directory.EnumerateFiles(location, "*", SearchOption.AllDirectories)
-                        .Select(f => Path.GetRelativePath(location, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToArray();
+                    UnpackOnce(file, location, limits.Value, nameHint);
                 }
-                else
-                {
-                    try
-                    {
-                        files = ArchiveExtractor.Extract(file, location, limits.Value, nameHint).Files;
-                    }
-                    catch (ArchiveException e)
-                    {
-                        throw ModelException.InvalidArgument($"The dataset archive cannot be used: {e.Message}");
-                    }
-                }
+
+                files = Directory.EnumerateFiles(location, "*", SearchOption.AllDirectories)
+                    .Select(f => Path.GetRelativePath(location, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToArray();
             }
 
             var dataset = await grains.GetGrain<IDatasetGrain>(name).RegisterAsync(new DatasetInfo
@@ -105,6 +95,35 @@ public static class DatasetApi
         finally
         {
             resolution.Discard(store);
+        }
+    }
+
+    /// <summary>
+    /// Unpacks into a private folder and renames it into place, so the content-addressed folder is either complete or
+    /// absent, even if the process dies mid-way or two registrations of one archive race.
+    /// </summary>
+    private static void UnpackOnce(string archive, string location, ArchiveLimits limits, string? nameHint)
+    {
+        var staging = $"{location}.unpacking-{Guid.NewGuid():N}";
+        try
+        {
+            ArchiveExtractor.Extract(archive, staging, limits, nameHint);
+            Directory.Move(staging, location);
+        }
+        catch (ArchiveException e)
+        {
+            throw ModelException.InvalidArgument($"The dataset archive cannot be used: {e.Message}");
+        }
+        catch (IOException) when (Directory.Exists(location))
+        {
+            // Another registration of the same archive finished first; its folder holds the same files.
+        }
+        finally
+        {
+            if (Directory.Exists(staging))
+            {
+                Directory.Delete(staging, recursive: true);
+            }
         }
     }
 
