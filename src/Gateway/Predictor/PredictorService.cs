@@ -148,13 +148,14 @@ public sealed partial class PredictorService(
         // Inputs are fetched ahead (a few at a time, for URLs) and then decoded in order.
         var fetchTicks = new long[count];
         using var fetchLimit = new SemaphoreSlim(_options.Urls.MaxConcurrency);
+        using var fetching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var fetches = Enumerable.Range(0, count).Select(async i =>
         {
-            await fetchLimit.WaitAsync(cancellationToken);
+            await fetchLimit.WaitAsync(fetching.Token);
             try
             {
                 var t0 = Stopwatch.GetTimestamp();
-                var input = await source(i, cancellationToken);
+                var input = await source(i, fetching.Token);
                 fetchTicks[i] = Stopwatch.GetTimestamp() - t0;
                 return input;
             }
@@ -222,10 +223,15 @@ public sealed partial class PredictorService(
         }
         finally
         {
-            // Fetches still running after a failure end with the request; observe them so none goes unobserved.
-            foreach (var fetch in fetches)
+            // After a failure the remaining fetches are of no use: stop them, and let them end before the semaphore
+            // and token they use are disposed. Their own errors are moot next to the one already being reported.
+            await fetching.CancelAsync();
+            try
             {
-                _ = fetch.ContinueWith(t => t.Exception, TaskScheduler.Default);
+                await Task.WhenAll(fetches);
+            }
+            catch (Exception) when (fetches.Any(f => !f.IsCompletedSuccessfully))
+            {
             }
         }
 
