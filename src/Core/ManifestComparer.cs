@@ -19,7 +19,8 @@ public static class ManifestComparer
         && a.Attributes.Count == b.Attributes.Count
         && a.Attributes.All(kv => b.Attributes.TryGetValue(kv.Key, out var value) && value == kv.Value)
         && Equivalent(a.DynamicBatching, b.DynamicBatching)
-        && a.Runtime == b.Runtime;
+        && a.Runtime == b.Runtime
+        && a.Deployment == b.Deployment;
 
     private static bool Equivalent(DynamicBatchingSettings? a, DynamicBatchingSettings? b) =>
         a is null || b is null

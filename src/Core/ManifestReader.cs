@@ -14,7 +14,7 @@ public static partial class ManifestReader
     private static readonly HashSet<string> TopLevelKeys =
     [
         "name", "version", "framework", "description", "license", "max_batch_size", "inputs", "outputs", "source",
-        "labels", "attributes", "dynamic_batching", "runtime",
+        "labels", "attributes", "dynamic_batching", "runtime", "deployment",
     ];
 
     private static readonly HashSet<string> BatchingKeys =
@@ -23,6 +23,8 @@ public static partial class ManifestReader
     ];
 
     private static readonly HashSet<string> RuntimeKeys = ["intra_op_threads", "inter_op_threads", "max_concurrent_runs"];
+
+    private static readonly HashSet<string> DeploymentKeys = ["device", "min_gpu_memory_mb", "replicas", "max_concurrent_requests"];
 
     private static readonly HashSet<string> TensorKeys =
     [
@@ -108,6 +110,7 @@ public static partial class ManifestReader
             Labels = Labels(map, problems),
             Attributes = Attributes(map, problems),
             DynamicBatching = DynamicBatching(map, problems),
+            Deployment = Deployment(map, problems),
             Runtime = Runtime(map, problems),
         };
     }
@@ -180,6 +183,48 @@ public static partial class ManifestReader
             InterOpThreads = (int?)OptionalWhole(runtime, "inter_op_threads", "runtime", int.MinValue, int.MaxValue, problems),
             MaxConcurrentRuns = (int?)OptionalWhole(runtime, "max_concurrent_runs", "runtime", int.MinValue, int.MaxValue, problems),
         };
+    }
+
+    private static DeploymentSettings? Deployment(Dictionary<string, YamlNode> map, List<string> problems)
+    {
+        if (!map.TryGetValue("deployment", out var node))
+        {
+            return null;
+        }
+
+        if (node is not YamlMappingNode mapping)
+        {
+            problems.Add("deployment must be a mapping with device, min_gpu_memory_mb, replicas or max_concurrent_requests");
+            return null;
+        }
+
+        const string where = "deployment";
+        var deployment = Mapping(mapping, where, DeploymentKeys, problems);
+        var device = DeviceRequirement.Any;
+        if (deployment.TryGetValue("device", out var deviceNode) && Scalar(deviceNode, "deployment.device", problems) is { } text)
+        {
+            device = text.ToLowerInvariant() switch
+            {
+                "any" => DeviceRequirement.Any,
+                "cpu" => DeviceRequirement.Cpu,
+                "gpu" or "cuda" => DeviceRequirement.Gpu,
+                _ => Problem(problems, $"deployment.device must be gpu, cpu or any, got '{text}'", DeviceRequirement.Any),
+            };
+        }
+
+        return new DeploymentSettings
+        {
+            Device = device,
+            MinGpuMemoryBytes = (OptionalWhole(deployment, "min_gpu_memory_mb", where, 0, long.MaxValue / (1024 * 1024), problems) ?? 0) * 1024 * 1024,
+            Replicas = (int)(OptionalWhole(deployment, "replicas", where, int.MinValue, int.MaxValue, problems) ?? 1),
+            MaxConcurrentRequests = (int)(OptionalWhole(deployment, "max_concurrent_requests", where, int.MinValue, int.MaxValue, problems) ?? 0),
+        };
+    }
+
+    private static T Problem<T>(List<string> problems, string problem, T value)
+    {
+        problems.Add(problem);
+        return value;
     }
 
     private static long? OptionalWhole(Dictionary<string, YamlNode> map, string key, string where, long min, long max, List<string> problems) =>

@@ -80,6 +80,7 @@ public static partial class ManifestValidator
 
         ValidateBatching(manifest, problems);
         ValidateRuntime(manifest.Runtime, problems);
+        ValidateDeployment(manifest.Deployment, problems);
         ValidateProcessing(manifest, problems);
 
         return problems;
@@ -87,6 +88,9 @@ public static partial class ManifestValidator
 
     /// <summary>The most runs one replica may execute at once.</summary>
     public const int MaxConcurrentRuns = 256;
+
+    /// <summary>Replicas one model version may ask for.</summary>
+    public const int MaxReplicas = 64;
 
     private static void ValidateBatching(ModelManifest manifest, List<string> problems)
     {
@@ -149,6 +153,34 @@ public static partial class ManifestValidator
         if (runtime.MaxConcurrentRuns is < 1 or > MaxConcurrentRuns)
         {
             problems.Add($"runtime.max_concurrent_runs must be between 1 and {MaxConcurrentRuns}, got {runtime.MaxConcurrentRuns}");
+        }
+    }
+
+    private static void ValidateDeployment(DeploymentSettings? deployment, List<string> problems)
+    {
+        if (deployment is null)
+        {
+            return;
+        }
+
+        if (deployment.Replicas is < 1 or > MaxReplicas)
+        {
+            problems.Add($"deployment.replicas must be between 1 and {MaxReplicas}, got {deployment.Replicas}");
+        }
+
+        if (deployment.MaxConcurrentRequests < 0)
+        {
+            problems.Add($"deployment.max_concurrent_requests must be 0 (no limit) or positive, got {deployment.MaxConcurrentRequests}");
+        }
+
+        if (deployment.MinGpuMemoryBytes < 0)
+        {
+            problems.Add("deployment.min_gpu_memory_mb must not be negative");
+        }
+
+        if (deployment.MinGpuMemoryBytes > 0 && deployment.Device == DeviceRequirement.Cpu)
+        {
+            problems.Add("deployment.min_gpu_memory_mb needs device gpu or any, not cpu");
         }
     }
 

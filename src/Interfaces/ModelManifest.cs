@@ -27,6 +27,9 @@ public sealed record ModelManifest
     /// <summary>Runtime settings of this model's sessions (manifest <c>runtime</c>); null = the silo's defaults.</summary>
     [Id(12)] public RuntimeSettings? Runtime { get; init; }
 
+    /// <summary>Where and how many replicas serve this version (manifest <c>deployment</c>); null = the defaults.</summary>
+    [Id(13)] public DeploymentSettings? Deployment { get; init; }
+
     public ModelId Id => new(Name, Version);
 }
 
@@ -98,6 +101,37 @@ public sealed record RuntimeSettings
 
     /// <summary>Runs (batches) a replica executes at once; the rest wait in its queue.</summary>
     [Id(2)] public int? MaxConcurrentRuns { get; init; }
+}
+
+/// <summary>What a model's replicas need from a silo and how many of them serve it (manifest <c>deployment</c>).</summary>
+[GenerateSerializer, Immutable]
+[Alias("carml.DeploymentSettings")]
+public sealed record DeploymentSettings
+{
+    /// <summary>
+    /// <see cref="DeviceRequirement.Gpu"/>: only silos that advertise a GPU; <see cref="DeviceRequirement.Cpu"/>: any
+    /// silo, run on CPU; <see cref="DeviceRequirement.Any"/>: prefer a GPU silo, fall back to CPU.
+    /// </summary>
+    [Id(0)] public DeviceRequirement Device { get; init; } = DeviceRequirement.Any;
+
+    /// <summary>Free GPU memory (bytes) one GPU of the silo must have; 0 = no minimum.</summary>
+    [Id(1)] public long MinGpuMemoryBytes { get; init; }
+
+    /// <summary>How many replicas (separate activations, spread across eligible silos) serve the version.</summary>
+    [Id(2)] public int Replicas { get; init; } = 1;
+
+    /// <summary>Requests one replica accepts at once (queued plus running); 0 = bounded only by the batcher's queue.</summary>
+    [Id(3)] public int MaxConcurrentRequests { get; init; }
+}
+
+/// <summary>The device a model's replicas need (manifest <c>deployment.device</c>).</summary>
+[GenerateSerializer]
+[Alias("carml.DeviceRequirement")]
+public enum DeviceRequirement
+{
+    Any = 0,
+    Cpu = 1,
+    Gpu = 2,
 }
 
 public static class ModelFrameworks

@@ -9,6 +9,9 @@ public enum ModelState
     Loading = 1,
     Ready = 2,
     Failed = 3,
+
+    /// <summary>No silo in the cluster meets the manifest's <c>deployment</c> requirement (e.g. it needs a GPU and none is up).</summary>
+    Unschedulable = 4,
 }
 
 /// <summary>The model file a version is served from, in the content-addressed store.</summary>
@@ -28,6 +31,27 @@ public sealed record ModelStatus
     [Id(4)] public DateTimeOffset RegisteredAt { get; init; }
     [Id(5)] public DateTimeOffset? ReadyAt { get; init; }
     [Id(6)] public string? ExecutionProvider { get; init; }
+
+    /// <summary>
+    /// How many replicas serve the version: keys <c>name/version/0</c> … <c>name/version/{ReplicaCount-1}</c>
+    /// (<see cref="ModelId.ReplicaKey"/>). The manifest's <c>deployment.replicas</c> unless scaled through the API.
+    /// </summary>
+    [Id(7)] public int ReplicaCount { get; init; } = 1;
+
+    /// <summary>Where each replica runs and how it is doing, as last reported to the model grain.</summary>
+    [Id(8)] public IReadOnlyList<ReplicaStatus> Replicas { get; init; } = [];
+}
+
+/// <summary>One replica of a model version: the silo it was placed on, what it runs on, its state.</summary>
+[GenerateSerializer, Immutable]
+[Alias("carml.ReplicaStatus")]
+public sealed record ReplicaStatus
+{
+    [Id(0)] public int Index { get; init; }
+    [Id(1)] public ModelState State { get; init; }
+    [Id(2)] public string? SiloAddress { get; init; }
+    [Id(3)] public string? ExecutionProvider { get; init; }
+    [Id(4)] public string? Reason { get; init; }
 }
 
 /// <summary>A model name with its registered versions, oldest first.</summary>

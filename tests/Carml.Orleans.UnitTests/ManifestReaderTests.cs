@@ -219,3 +219,68 @@ public sealed class ManifestBatchingTests
         Assert.Equal(4, manifest.DynamicBatching.MaxQueueSize);
     }
 }
+
+public sealed class ManifestDeploymentTests
+{
+    private const string Base = """
+        name: mlp
+        version: "1"
+        max_batch_size: 32
+        inputs: [{name: x, datatype: FP32, shape: [-1, 4]}]
+        outputs: [{name: y, datatype: FP32, shape: [-1, 2]}]
+        """;
+
+    [Fact]
+    public void Deployment_section_is_read()
+    {
+        var manifest = ManifestReader.Parse(Base + """
+
+            deployment:
+              device: gpu
+              min_gpu_memory_mb: 2048
+              replicas: 3
+              max_concurrent_requests: 64
+            """);
+
+        Assert.Equal(
+            new DeploymentSettings { Device = DeviceRequirement.Gpu, MinGpuMemoryBytes = 2048L * 1024 * 1024, Replicas = 3, MaxConcurrentRequests = 64 },
+            manifest.Deployment);
+    }
+
+    [Fact]
+    public void Without_a_deployment_section_a_model_runs_one_replica_anywhere()
+    {
+        var manifest = ManifestReader.Parse(Base);
+
+        Assert.Null(manifest.Deployment);
+        Assert.Equal(new DeploymentSettings { Device = DeviceRequirement.Any, Replicas = 1 }, ManifestReader.Parse(Base + "\ndeployment: {}\n").Deployment);
+    }
+
+    [Fact]
+    public void Deployment_settings_out_of_range_are_all_reported()
+    {
+        var error = Assert.Throws<ModelException>(() => ManifestReader.Parse(Base + """
+
+            deployment:
+              device: tpu
+              replicas: 0
+              max_concurrent_requests: -1
+              min_gpu_memory_mb: -5
+              zone: eu
+            """));
+
+        Assert.Contains(error.Problems, p => p.Contains("deployment.device must be gpu, cpu or any, got 'tpu'", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("deployment.replicas must be between 1 and 64", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("deployment.max_concurrent_requests must be 0", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("deployment.min_gpu_memory_mb must be a whole number", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("unknown field 'zone'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_gpu_memory_minimum_on_a_cpu_model_is_refused()
+    {
+        var error = Assert.Throws<ModelException>(() => ManifestReader.Parse(Base + "\ndeployment: {device: cpu, min_gpu_memory_mb: 512}\n"));
+
+        Assert.Contains(error.Problems, p => p.Contains("min_gpu_memory_mb needs device gpu or any", StringComparison.Ordinal));
+    }
+}
