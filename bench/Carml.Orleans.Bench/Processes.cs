@@ -43,6 +43,7 @@ internal sealed class ServerProcess : IDisposable
         var start = new ProcessStartInfo("dotnet", [dll]) { WorkingDirectory = repositoryRoot, RedirectStandardOutput = true, RedirectStandardError = true };
         start.Environment["Carml__Gateway__HttpPort"] = http.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["Carml__Gateway__GrpcPort"] = grpc.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["Carml__Gateway__MetricsPort"] = "0";
         start.Environment["Carml__Silo__SiloPort"] = "0";
         start.Environment["Carml__Silo__GatewayPort"] = "0";
         start.Environment["Carml__Silo__DataDirectory"] = dataDirectory;

@@ -208,6 +208,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         var httpPort = FreePort();
         environment["Carml__Gateway__HttpPort"] = httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment["Carml__Gateway__GrpcPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment["Carml__Gateway__MetricsPort"] = "0";
         environment["Carml__SampleModel__Enabled"] = "false";
         var gateway = Track(ClusterProcess.Start("gateway", ClusterProcess.BuiltDll("src/Gateway", "Carml.Orleans.Gateway"), environment));
         var address = new Uri($"http://127.0.0.1:{httpPort}/");

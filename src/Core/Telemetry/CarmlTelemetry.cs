@@ -134,15 +134,11 @@ public static class CarmlTelemetry
     /// Starts a span of this source when the request's level is at least <paramref name="level"/> and someone listens;
     /// null otherwise, without allocating.
     /// </summary>
-    public static Activity? StartSpan(string name, CarmlTraceLevel level, ActivityKind kind = ActivityKind.Internal)
-    {
-        if (!Source.HasListeners() || CarmlTraceLevels.Current < level)
-        {
-            return null;
-        }
+    public static Activity? StartSpan(string name, CarmlTraceLevel level, ActivityKind kind = ActivityKind.Internal) =>
+        IsTraced(level) ? Source.StartActivity(name, kind) : null;
 
-        return Source.StartActivity(name, kind);
-    }
+    /// <summary>Whether spans of <paramref name="level"/> are wanted for the request being served (and someone listens).</summary>
+    public static bool IsTraced(CarmlTraceLevel level) => Source.HasListeners() && CarmlTraceLevels.Current >= level;
 
     /// <summary>Records a span that already happened (queue wait, a batch's run), as a child of the current span.</summary>
     public static Activity? RecordSpan(string name, DateTimeOffset start, TimeSpan duration)

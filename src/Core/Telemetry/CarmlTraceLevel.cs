@@ -91,6 +91,25 @@ public static class CarmlTraceLevels
     public static CarmlTraceLevel Current =>
         RequestContext.Get(RequestContextKey) is string name && TryParse(name, out var level) ? level : CarmlTraceLevel.None;
 
+    /// <summary>
+    /// Raises the level of the request being served (a predictor's trace_level option, a request parameter): the level
+    /// goes up for the rest of the request, and a request span that was dropped at level none is recorded after all.
+    /// </summary>
+    public static void Raise(CarmlTraceLevel level)
+    {
+        if (level <= Current)
+        {
+            return;
+        }
+
+        SetCurrent(level);
+        if (System.Diagnostics.Activity.Current is { Recorded: false } request)
+        {
+            request.ActivityTraceFlags |= System.Diagnostics.ActivityTraceFlags.Recorded;
+            request.IsAllDataRequested = true;
+        }
+    }
+
     /// <summary>Sets the level for the rest of this request, across grain calls; <see cref="CarmlTraceLevel.None"/> clears it.</summary>
     public static void SetCurrent(CarmlTraceLevel level)
     {

@@ -13,28 +13,24 @@ public static class GatewaySpans
     public const string GrainPath = "grain";
 
     /// <summary>Resolves the route, inside a <c>carml.route</c> span at level application and above.</summary>
-    public static ValueTask<ModelRoute> RouteAsync(ModelRouter router, string name, string? version)
-    {
-        var span = CarmlTelemetry.StartSpan(CarmlTelemetry.Spans.Route, CarmlTraceLevel.Application);
-        return span is null ? router.ResolveAsync(name, version) : TracedRouteAsync(router, name, version, span);
-    }
+    public static ValueTask<ModelRoute> RouteAsync(ModelRouter router, string name, string? version) =>
+        CarmlTelemetry.IsTraced(CarmlTraceLevel.Application) ? TracedRouteAsync(router, name, version) : router.ResolveAsync(name, version);
 
-    private static async ValueTask<ModelRoute> TracedRouteAsync(ModelRouter router, string name, string? version, Activity span)
+    // The span starts inside the async method, so ending it restores the caller's current span.
+    private static async ValueTask<ModelRoute> TracedRouteAsync(ModelRouter router, string name, string? version)
     {
-        using (span)
+        using var span = CarmlTelemetry.StartSpan(CarmlTelemetry.Spans.Route, CarmlTraceLevel.Application);
+        span?.SetTag(CarmlTelemetry.Attributes.Model, name);
+        try
         {
-            span.SetTag(CarmlTelemetry.Attributes.Model, name);
-            try
-            {
-                var route = await router.ResolveAsync(name, version);
-                span.SetTag(CarmlTelemetry.Attributes.Version, route.Id.Version);
-                return route;
-            }
-            catch (Exception e)
-            {
-                CarmlTelemetry.Fail(span, e);
-                throw;
-            }
+            var route = await router.ResolveAsync(name, version);
+            span?.SetTag(CarmlTelemetry.Attributes.Version, route.Id.Version);
+            return route;
+        }
+        catch (Exception e)
+        {
+            CarmlTelemetry.Fail(span, e);
+            throw;
         }
     }
 

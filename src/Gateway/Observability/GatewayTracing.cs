@@ -124,11 +124,29 @@ public sealed class TraceIdTrailerInterceptor : Interceptor
 
     private static void AddTraceId(ServerCallContext context)
     {
-        if (CarmlTraceLevels.Current > CarmlTraceLevel.None && TracedRequest() is { } activity)
+        // The request span is recorded exactly when the request is traced (its level, or one raised on the way).
+        if (TracedRequest() is { } activity)
         {
             context.ResponseTrailers.Add(TrailerKey, activity.TraceId.ToHexString());
         }
     }
 
     private static Activity? TracedRequest() => Activity.Current is { Recorded: true } activity ? activity : null;
+}
+
+/// <summary>The KServe v2 request parameter <c>carml_trace_level</c> (gRPC), which may raise one request's level.</summary>
+public static class TraceLevelParameter
+{
+    public static void Apply(Google.Protobuf.Collections.MapField<string, KServe.Grpc.InferParameter> parameters)
+    {
+        if (parameters.TryGetValue(CarmlTraceLevels.Parameter, out var parameter))
+        {
+            if (parameter.ParameterChoiceCase != KServe.Grpc.InferParameter.ParameterChoiceOneofCase.StringParam)
+            {
+                throw Interfaces.ModelException.InvalidArgument($"parameter '{CarmlTraceLevels.Parameter}' must be a string (none, application, model, framework, full).");
+            }
+
+            CarmlTraceLevels.Raise(CarmlTraceLevels.Parse(parameter.StringParam, $"parameter '{CarmlTraceLevels.Parameter}'"));
+        }
+    }
 }
