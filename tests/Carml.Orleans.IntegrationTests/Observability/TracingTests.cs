@@ -2,6 +2,7 @@ using System.Collections;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Carml.Orleans.Gateway.KServe.Grpc;
 using Grpc.Core;
@@ -101,6 +102,28 @@ public sealed class TracingFixture : IAsyncLifetime
         _data.Path,
         new Dictionary<string, string?> { ["Carml:Runs:Record"] = "all" },
         services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(Spans)));
+
+    private readonly SemaphoreSlim _registration = new(1, 1);
+    private bool _orientationRegistered;
+
+    /// <summary>Registers the PP-OCR orientation classifier (an image model) once, for the predictor API's spans.</summary>
+    public async Task EnsureOrientationModelAsync()
+    {
+        var bytes = await OrientationModel.BytesAsync();
+        await _registration.WaitAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            if (!_orientationRegistered)
+            {
+                await ModelRegistration.RegisterAsync(Gateway.Http, OrientationModel.Manifest, bytes);
+                _orientationRegistered = true;
+            }
+        }
+        finally
+        {
+            _registration.Release();
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -308,6 +331,61 @@ public sealed class TracingTests(TracingFixture fixture) : IClassFixture<Tracing
 
         Assert.NotNull(traceId);
         await WaitForTraceAsync(traceId, [CarmlSpan("carml.onnxruntime.run"), CarmlSpan("carml.run.record")]);
+    }
+
+    [Theory]
+    [InlineData("model", null)]
+    [InlineData("none", "full")]
+    public async Task Predictor_requests_trace_pre_and_post_processing_by_the_predictors_level_or_the_requests(string predictorLevel, string? headerLevel)
+    {
+        await fixture.EnsureOrientationModelAsync();
+        using var open = await Gateway.Http.PostAsJsonAsync(
+            "/api/predictors", new { model = PredictorFixture.OrientationModelName, options = new { batch_size = 2, trace_level = predictorLevel } }, Ct);
+        Assert.Equal(HttpStatusCode.Created, open.StatusCode);
+        var id = (await open.JsonAsync()).GetProperty("id").GetString();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/predictors/{id}/images")
+        {
+            Content = JsonContent.Create(new
+            {
+                images = new[]
+                {
+                    new { id = "up", data = TextLineImages.Render("trace me", upsideDown: false) },
+                    new { id = "down", data = TextLineImages.Render("trace me", upsideDown: true) },
+                },
+            }),
+        };
+        if (headerLevel is not null)
+        {
+            request.Headers.Add("Carml-Trace-Level", headerLevel);
+        }
+
+        using var response = await Gateway.Http.SendAsync(request, Ct);
+        var body = await response.JsonAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+        var traceId = body.GetProperty("trace_id").GetString()!;
+
+        var spans = await WaitForTraceAsync(traceId, [CarmlSpan("carml.preprocess"), CarmlSpan("carml.postprocess"), CarmlSpan("carml.batch.queue")]);
+        var root = Assert.Single(spans, s => s.Source.Name == AspNetCoreSource);
+        var pre = Named(spans, "carml.preprocess");
+        var post = Named(spans, "carml.postprocess");
+        var call = Named(spans, "carml.replica.infer");
+        Assert.Equal(root.SpanId, pre.ParentSpanId);
+        Assert.Equal(root.SpanId, post.ParentSpanId);
+        Assert.Equal(root.SpanId, call.ParentSpanId);
+        Assert.True(pre.StartTimeUtc + pre.Duration <= call.StartTimeUtc + TimeSpan.FromMilliseconds(1), "pre-processing ends before the replica call");
+        Assert.True(post.StartTimeUtc >= call.StartTimeUtc + call.Duration - TimeSpan.FromMilliseconds(1), "post-processing starts after it");
+        Assert.Equal(PredictorFixture.OrientationModelName, pre.GetTagItem("carml.model"));
+        Assert.Equal(2, pre.GetTagItem("carml.batch_size"));
+        if (headerLevel == "full")
+        {
+            Assert.Equal("up,down", pre.GetTagItem("carml.input.ids"));
+            Assert.Contains(spans, s => s.OperationName == "carml.onnxruntime.run");
+        }
+        else
+        {
+            Assert.Null(pre.GetTagItem("carml.input.ids"));
+            Assert.DoesNotContain(spans, s => s.OperationName == "carml.onnxruntime.run");
+        }
     }
 
     private async Task<string> InferHttpAsync(string level)
