@@ -55,17 +55,11 @@ public sealed class CarmlTraceLevelTests
     }
 
     [Fact]
-    public void Spans_start_only_at_or_above_their_level_and_only_with_a_listener()
+    public void Spans_start_only_at_or_above_the_requests_level()
     {
         RequestContext.Clear();
         CarmlTraceLevels.SetCurrent(CarmlTraceLevel.Model);
         var started = new List<string>();
-        using (var unheard = CarmlTelemetry.StartSpan("carml.unit.unheard", CarmlTraceLevel.Application))
-        {
-            // Nobody listens to this source in this test process yet (or someone does: then a span is allowed).
-            Assert.True(unheard is null || CarmlTelemetry.Source.HasListeners());
-        }
-
         using var listener = new ActivityListener
         {
             ShouldListenTo = source => source.Name == CarmlTelemetry.Name,
