@@ -70,10 +70,10 @@ public static class ObservabilityHosting
             .WithTracing(tracing => tracing.AddAspNetCoreInstrumentation())
             .WithMetrics(metrics => metrics.AddAspNetCoreInstrumentation().AddPrometheusExporter());
         var tracing = configuration.GetSection(TracingOptions.Section).Get<TracingOptions>() ?? new TracingOptions();
-        if (TracingOptions.OtlpEndpoint(configuration, tracing) is { } otlp && Uri.TryCreate(otlp, UriKind.Absolute, out var otlpUri))
+        if (TracingOptions.OtlpEndpoint(configuration, tracing) is { } otlp)
         {
             // Logs go to the collector too, with the trace and span of the request that wrote them.
-            telemetry.WithLogging(logs => logs.AddOtlpExporter(o => o.Endpoint = otlpUri));
+            telemetry.WithLogging(logs => logs.AddOtlpExporter(o => tracing.ConfigureOtlp(o, "logs", otlp)));
         }
 
         builder.Services.AddGrpcHealthChecks(o =>

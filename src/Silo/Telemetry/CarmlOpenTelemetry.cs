@@ -29,6 +29,21 @@ public sealed class TracingOptions
     {
         /// <summary>Collector address, e.g. <c>http://localhost:4317</c> (OTLP gRPC) or <c>http://localhost:9411/api/v2/spans</c> (Zipkin).</summary>
         public string? Endpoint { get; set; }
+
+        /// <summary>
+        /// OTLP only: <c>grpc</c> (port 4317) or <c>http/protobuf</c> (port 4318; give the base address, /v1/traces etc. are
+        /// added). Unset: <c>OTEL_EXPORTER_OTLP_PROTOCOL</c>, else grpc.
+        /// </summary>
+        public string? Protocol { get; set; }
+    }
+
+    /// <summary>Configures one OTLP exporter of <paramref name="signal"/> (traces, metrics, logs) for this section's endpoint and protocol.</summary>
+    public void ConfigureOtlp(OtlpExporterOptions exporter, string signal, string endpoint)
+    {
+        var protocol = Otlp.Protocol ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_PROTOCOL") ?? "grpc";
+        var http = string.Equals(protocol, "http/protobuf", StringComparison.OrdinalIgnoreCase);
+        exporter.Protocol = http ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+        exporter.Endpoint = http ? new Uri(endpoint.TrimEnd('/') + "/v1/" + signal) : new Uri(endpoint);
     }
 
     /// <summary>The OTLP endpoint: this section's, else <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>; null when neither is set.</summary>
@@ -64,6 +79,7 @@ public static class CarmlOpenTelemetry
             .Bind(configuration.GetSection(TracingOptions.Section))
             .Validate(o => CarmlTraceLevels.TryParse(o.DefaultLevel, out _), "Carml:Tracing:DefaultLevel must be none, application, model, framework or full.")
             .Validate(o => o.Otlp.Endpoint is null or "" || Uri.TryCreate(o.Otlp.Endpoint, UriKind.Absolute, out _), "Carml:Tracing:Otlp:Endpoint must be an absolute URI.")
+            .Validate(o => o.Otlp.Protocol is null or "grpc" or "http/protobuf", "Carml:Tracing:Otlp:Protocol must be grpc or http/protobuf.")
             .Validate(o => o.Zipkin.Endpoint is null or "" || Uri.TryCreate(o.Zipkin.Endpoint, UriKind.Absolute, out _), "Carml:Tracing:Zipkin:Endpoint must be an absolute URI.")
             .ValidateOnStart();
         var otlp = TracingOptions.OtlpEndpoint(configuration, options);
@@ -78,9 +94,9 @@ public static class CarmlOpenTelemetry
                 tracing.SetSampler(new CarmlTraceSampler());
                 tracing.AddSource(CarmlTelemetry.Name);
                 tracing.AddSource(OrleansSources);
-                if (otlp is not null && Uri.TryCreate(otlp, UriKind.Absolute, out var otlpUri))
+                if (otlp is not null)
                 {
-                    tracing.AddOtlpExporter(o => o.Endpoint = otlpUri);
+                    tracing.AddOtlpExporter(o => options.ConfigureOtlp(o, "traces", otlp));
                 }
 
                 if (zipkin is not null)
@@ -95,9 +111,9 @@ public static class CarmlOpenTelemetry
             {
                 metrics.AddMeter(CarmlTelemetry.Name, OrleansMeter);
                 metrics.AddRuntimeInstrumentation();
-                if (otlp is not null && Uri.TryCreate(otlp, UriKind.Absolute, out var otlpUri))
+                if (otlp is not null)
                 {
-                    metrics.AddOtlpExporter(o => o.Endpoint = otlpUri);
+                    metrics.AddOtlpExporter(o => options.ConfigureOtlp(o, "metrics", otlp));
                 }
             });
     }
