@@ -119,6 +119,23 @@ public sealed class LogTests
     }
 
     [Fact]
+    public async Task The_json_format_switches_the_console_to_json_lines_with_scopes()
+    {
+        using var data = new TempDirectory();
+        await using var app = GatewayHost.Build([], builder =>
+        {
+            builder.Configuration["Carml:Logging:Format"] = "json";
+            builder.Configuration["Carml:Silo:DataDirectory"] = data.Path;
+        });
+
+        var console = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>>().Value;
+        var json = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.Extensions.Logging.Console.JsonConsoleFormatterOptions>>().Value;
+
+        Assert.Equal(Microsoft.Extensions.Logging.Console.ConsoleFormatterNames.Json, console.FormatterName);
+        Assert.True(json.IncludeScopes);
+    }
+
+    [Fact]
     public void An_unknown_log_format_is_refused_at_start()
     {
         var error = Assert.Throws<InvalidOperationException>(() => GatewayHost.Build([], builder =>

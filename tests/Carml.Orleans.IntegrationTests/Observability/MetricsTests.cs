@@ -134,12 +134,19 @@ public sealed class MetricsTests(GatewayFixture fixture) : IClassFixture<Gateway
         Assert.True(after.Sum("carml_model_load_seconds_count", Iris) >= 1);
         Assert.True(after.Sum("carml_model_loaded_bytes", Iris, ("version", "1")) > 0);
 
-        // The platform's own meters come along.
-        Assert.Contains(after.Names, n => n.StartsWith("http_server_request_duration_seconds", StringComparison.Ordinal));
-        Assert.Contains(after.Names, n => n.StartsWith("orleans_", StringComparison.Ordinal));
-        Assert.Contains(after.Names, n => n.StartsWith("dotnet_", StringComparison.Ordinal));
-
         double Delta(string name, params (string, string)[] labels) => after.Sum(name, labels) - before.Sum(name, labels);
+    }
+
+    [Fact]
+    public async Task AspNetCore_Orleans_and_runtime_meters_are_exported_too()
+    {
+        // Other gateways of this test process starting and stopping share these meters' names: keep asking, bounded.
+        var scrape = await WaitForAsync(Gateway.Http, s =>
+            s.Names.Any(n => n.StartsWith("http_server_request_duration_seconds", StringComparison.Ordinal))
+            && s.Names.Any(n => n.StartsWith("orleans_", StringComparison.Ordinal))
+            && s.Names.Any(n => n.StartsWith("dotnet_", StringComparison.Ordinal)));
+
+        Assert.Contains(scrape.Names, n => n.StartsWith("kestrel_", StringComparison.Ordinal));
     }
 
     [Fact]
