@@ -59,13 +59,9 @@ public sealed class GatewayTracingMiddleware(RequestDelegate next, GatewayTraceL
     {
         var grpc = context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
         InferenceMetrics.Protocol = grpc ? InferenceMetrics.Grpc : InferenceMetrics.Http;
-        if (!levels.TryResolve(context.Request, out var level, out var error))
-        {
-            return RejectAsync(context, grpc, error!);
-        }
-
+        var valid = levels.TryResolve(context.Request, out var level, out var error);
         var activity = Activity.Current;
-        if (level == CarmlTraceLevel.None)
+        if (!valid || level == CarmlTraceLevel.None)
         {
             if (activity is not null && activity.Recorded)
             {
@@ -73,7 +69,7 @@ public sealed class GatewayTracingMiddleware(RequestDelegate next, GatewayTraceL
                 activity.IsAllDataRequested = false;
             }
 
-            return next(context);
+            return valid ? next(context) : RejectAsync(context, grpc, error!);
         }
 
         CarmlTraceLevels.SetCurrent(level);

@@ -61,8 +61,9 @@ public static class ObservabilityHosting
         builder.Services.AddOptions<AspNetCoreTraceInstrumentationOptions>()
             .Configure<GatewayTraceLevels>((aspNetCore, levels) =>
             {
-                // Requests at level none are not recorded at all (the middleware makes sure of it too).
-                aspNetCore.Filter = context => !levels.TryResolve(context.Request, out var level, out _) || level > CarmlTraceLevel.None;
+                // Requests at level none, and those refused for an invalid level, are not recorded at all (the
+                // middleware makes sure of it too).
+                aspNetCore.Filter = context => levels.TryResolve(context.Request, out var level, out _) && level > CarmlTraceLevel.None;
                 aspNetCore.RecordException = true;
             });
 
