@@ -61,6 +61,7 @@ internal sealed class CarmlCluster : IDisposable
             {
                 ["Carml__Gateway__HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture),
                 ["Carml__Gateway__GrpcPort"] = grpcPort.ToString(CultureInfo.InvariantCulture),
+                ["Carml__Gateway__MetricsPort"] = "0",
                 ["Carml__SampleModel__Enabled"] = "false",
             };
             cluster.Start(Dll(root, "src/Gateway", "Carml.Orleans.Gateway"), gateway, [], null);

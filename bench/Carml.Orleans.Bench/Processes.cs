@@ -31,7 +31,7 @@ internal sealed class ServerProcess : IDisposable
     }
 
     /// <summary>Carml standalone: the Release gateway build, its own data directory, free loopback ports.</summary>
-    public static Task<ServerProcess> StartCarmlAsync(string repositoryRoot, string dataDirectory)
+    public static Task<ServerProcess> StartCarmlAsync(string repositoryRoot, string dataDirectory, IReadOnlyDictionary<string, string>? environment = null)
     {
         var dll = Path.Combine(repositoryRoot, "src", "Gateway", "bin", "Release", "net10.0", "Carml.Orleans.Gateway.dll");
         if (!File.Exists(dll))
@@ -43,10 +43,16 @@ internal sealed class ServerProcess : IDisposable
         var start = new ProcessStartInfo("dotnet", [dll]) { WorkingDirectory = repositoryRoot, RedirectStandardOutput = true, RedirectStandardError = true };
         start.Environment["Carml__Gateway__HttpPort"] = http.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["Carml__Gateway__GrpcPort"] = grpc.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["Carml__Gateway__MetricsPort"] = "0";
         start.Environment["Carml__Silo__SiloPort"] = "0";
         start.Environment["Carml__Silo__GatewayPort"] = "0";
         start.Environment["Carml__Silo__DataDirectory"] = dataDirectory;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         return StartAsync(start, http, grpc);
     }
 
@@ -150,7 +156,7 @@ internal sealed class ServerProcess : IDisposable
         _process.Dispose();
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -12,8 +12,13 @@ using Carml.Orleans.Bench;
 //     [--out bench/results] [--cluster true] [--resnet-runtime "{intra_op_threads: 2, max_concurrent_runs: 1}"]
 //   load           starts Carml standalone, registers one model, prints its process id and loads it for a while: for
 //                  profiling the server (dotnet-trace collect -p PID) under a steady closed loop.
+//   tracing        issue 7's closing figure: requests/s on the Iris sample at trace level none vs full, without an
+//                  exporter and exporting OTLP to a local sink; writes tracing.md. [--concurrency 16] [--window 2]
+//                  [--windows 5] [--out bench/results]
 return args.Length > 0 && args[0] == "minimal-server"
     ? await MinimalServer.RunAsync(args[1..])
+    : args.Length > 0 && args[0] == "tracing"
+        ? await TracingOverhead.RunAsync(args[1..])
     : args.Length > 0 && args[0] == "load"
         ? await Suite.LoadAsync(args[1..])
         : await Suite.RunAsync(args.Length > 0 && args[0] == "suite" ? args[1..] : args);
@@ -235,7 +240,7 @@ internal static class Suite
     /// Windows of every target in turn (A B C D A B C D ...), so slow drifts of a shared machine hit all alike; stops when
     /// every target has at least the minimum windows and its throughput spread is under the threshold, or at the maximum.
     /// </summary>
-    private static async Task<List<(string Target, List<Window> Windows)>> AlternateAsync(
+    internal static async Task<List<(string Target, List<Window> Windows)>> AlternateAsync(
         IReadOnlyList<(string Name, Func<Task<Window>> Measure)> sources, SuiteSettings settings)
     {
         var results = sources.Select(t => (t.Name, Windows: new List<Window>())).ToList();
@@ -271,7 +276,7 @@ internal static class Suite
         return mean > 0 && last.All(v => Math.Abs(v - mean) / mean <= settings.StableSpread);
     }
 
-    private static string FindRoot()
+    internal static string FindRoot()
     {
         for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
         {

@@ -25,9 +25,11 @@ internal sealed class GrpcTarget : ITarget
     private readonly GrpcChannel _channel;
     private readonly GRPCInferenceService.GRPCInferenceServiceClient _client;
     private readonly ModelInferRequest _request;
+    private readonly Grpc.Core.Metadata? _headers;
 
-    public GrpcTarget(string name, Uri address, BenchModel model, int rows)
+    public GrpcTarget(string name, Uri address, BenchModel model, int rows, string? traceLevel = null)
     {
+        _headers = traceLevel is null ? null : new Grpc.Core.Metadata { { "carml-trace-level", traceLevel } };
         Name = name;
         _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
@@ -45,7 +47,7 @@ internal sealed class GrpcTarget : ITarget
 
     public async Task<ServerSplit> SendAsync(CancellationToken cancellationToken)
     {
-        var response = await _client.ModelInferAsync(_request, cancellationToken: cancellationToken);
+        var response = await _client.ModelInferAsync(_request, _headers, cancellationToken: cancellationToken);
         return new ServerSplit(Int(response, "queue_time_us"), Int(response, "compute_time_us"), Int(response, "batch_size"));
     }
 
@@ -63,10 +65,15 @@ internal sealed class HttpBinaryTarget : ITarget
     private readonly byte[] _body;
     private readonly string _headerLength;
 
-    public HttpBinaryTarget(string name, Uri address, BenchModel model, int rows, int connections)
+    public HttpBinaryTarget(string name, Uri address, BenchModel model, int rows, int connections, string? traceLevel = null)
     {
         Name = name;
         _http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, UseProxy = false }) { BaseAddress = address };
+        if (traceLevel is not null)
+        {
+            _http.DefaultRequestHeaders.Add("Carml-Trace-Level", traceLevel);
+        }
+
         _path = $"/v2/models/{model.Name}/infer";
         var data = model.Input(rows);
         var shape = string.Join(",", model.Shape(rows));

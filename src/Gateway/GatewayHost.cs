@@ -5,6 +5,7 @@ using System.Text.Json;
 using Carml.Orleans.Gateway.Cluster;
 using Carml.Orleans.Gateway.KServe;
 using Carml.Orleans.Gateway.Management;
+using Carml.Orleans.Gateway.Observability;
 using Carml.Orleans.Gateway.Predictor;
 using Carml.Orleans.Gateway.Routing;
 using Carml.Orleans.Gateway.Standalone;
@@ -47,6 +48,7 @@ public static class GatewayHost
             kestrel.Listen(host, httpPort, listen => listen.Protocols = HttpProtocols.Http1);
             kestrel.Listen(host, grpcPort, listen => listen.Protocols = HttpProtocols.Http2);
         });
+        builder.AddCarmlObservability(host, options);
         builder.Services.AddSingleton(new GatewayEndpoints(new Uri($"http://{Format(host)}:{httpPort}"), new Uri($"http://{Format(host)}:{grpcPort}")));
 
         if (CarmlModeConfiguration.Read(builder.Configuration) == CarmlMode.Cluster)
@@ -105,6 +107,7 @@ public static class GatewayHost
         builder.Services.AddHostedService<UploadPurgeService>();
 
         var app = builder.Build();
+        app.UseCarmlObservability();
         app.UseMiddleware<ApiErrorMiddleware>();
         app.UseMiddleware<RequestSizeLimitMiddleware>();
         app.UseHttpMethodOverride(); // tus clients behind proxies that block PATCH/DELETE send X-HTTP-Method-Override
@@ -122,6 +125,7 @@ public static class GatewayHost
         app.MapGrpcReflectionService();
         app.MapOpenApi();
         app.MapScalarApiReference("/docs"); // a browsable page over /openapi/v1.json
+        app.MapCarmlObservability();
         return app;
     }
 

@@ -19,6 +19,10 @@ public sealed class GatewayOptions
     [Range(0, 65535)]
     public int GrpcPort { get; set; } = 8001;
 
+    /// <summary>Prometheus scrape endpoint <c>/metrics</c> on its own port (Triton's convention); 0 picks a free port, -1 serves none (<c>/metrics</c> stays on the HTTP port).</summary>
+    [Range(-1, 65535)]
+    public int MetricsPort { get; set; } = 8002;
+
     /// <summary>Largest request body or gRPC message accepted, in bytes (default 500 MB, as CarML's gateway).</summary>
     [Range(1024, int.MaxValue)]
     public int MaxRequestBytes { get; set; } = 500 * 1024 * 1024;

@@ -19,17 +19,10 @@ public static class HealthApi
         return endpoints;
     }
 
-    private static async Task<IResult> CheckAsync(ServerReadiness readiness, IGrainFactory grains, IRunStore runs, CancellationToken cancellationToken)
+    private static async Task<IResult> CheckAsync(Observability.GatewayHealth health, CancellationToken cancellationToken)
     {
-        var components = new Dictionary<string, ComponentHealth>
-        {
-            ["startup"] = new(readiness.Started ? "ok" : "starting", 0),
-            ["cluster_and_grain_storage"] = await HealthProbe.RunAsync(() =>
-                grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).ListAsync(null, 1), cancellationToken),
-            ["run_store"] = await HealthProbe.RunAsync(() => runs.SearchAsync(new RunQuery { PageSize = 1 }, cancellationToken), cancellationToken),
-        };
-        var healthy = components.Values.All(c => c.Status == "ok");
-        return Results.Json(new { status = healthy ? "ok" : "degraded", components }, statusCode: healthy ? 200 : 503);
+        var report = await health.CheckAsync(cancellationToken);
+        return Results.Json(new { status = report.Healthy ? "ok" : "degraded", components = report.Components }, statusCode: report.Healthy ? 200 : 503);
     }
 }
 

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using Carml.Orleans.Core;
 using Carml.Orleans.Core.Batching;
+using Carml.Orleans.Core.Telemetry;
+using Carml.Orleans.Grains.Telemetry;
 using Carml.Orleans.Interfaces;
 
 namespace Carml.Orleans.Grains;
@@ -41,6 +43,7 @@ public sealed class LocalReplica
     private int _disposed;
     private long _lastGrainCall = Stopwatch.GetTimestamp();
     private double _meanRunTicks = double.NaN;
+    private readonly ReplicaTelemetry _telemetry;
 
     internal LocalReplica(ModelManifest manifest, ModelArtifact artifact, OnnxModelSession session, ReplicaInfo info, int maxConcurrentRuns)
     {
@@ -48,6 +51,7 @@ public sealed class LocalReplica
         Artifact = artifact;
         Session = session;
         Info = info;
+        _telemetry = new ReplicaTelemetry(manifest, info);
         Batcher = new DynamicBatcher<InferenceRequest, IReadOnlyList<InferenceTensor>>(
             DynamicBatcherOptions.For(manifest, maxConcurrentRuns),
             ExecuteAsync,
@@ -97,7 +101,10 @@ public sealed class LocalReplica
     {
         var rows = InferenceRequestValidator.Validate(Manifest, request);
         TimeSpan? timeout = request.TimeoutMicroseconds > 0 ? TimeSpan.FromMicroseconds(request.TimeoutMicroseconds) : null;
+        var level = CarmlTraceLevels.Current;
+        var enqueued = ReplicaTelemetry.Enqueued(level);
         var result = await Batcher.EnqueueAsync(request, (int)rows, timeout, cancellationToken).ConfigureAwait(false);
+        _telemetry.Answered(request, result, level, enqueued);
         return new InferenceResponse(
             Manifest.Name,
             Manifest.Version,
@@ -145,9 +152,26 @@ public sealed class LocalReplica
         var started = Stopwatch.GetTimestamp();
         var results = Session.RunBatch(requests);
         var ticks = (double)(Stopwatch.GetTimestamp() - started);
+        _telemetry.BatchRan(Stopwatch.GetElapsedTime(started), Rows(requests));
         var mean = Volatile.Read(ref _meanRunTicks);
         Volatile.Write(ref _meanRunTicks, double.IsNaN(mean) ? ticks : (mean * 0.9) + (ticks * 0.1));
         return results;
+    }
+
+    private int Rows(IReadOnlyList<InferenceRequest> requests)
+    {
+        if (Manifest.MaxBatchSize <= 0)
+        {
+            return requests.Count;
+        }
+
+        var rows = 0;
+        foreach (var request in requests)
+        {
+            rows += request.Inputs.Count > 0 && request.Inputs[0].Shape.Length > 0 ? (int)request.Inputs[0].Shape[0] : 1;
+        }
+
+        return rows;
     }
 
     private void DisposeSession()

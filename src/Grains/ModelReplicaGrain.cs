@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Carml.Orleans.Core;
+using Carml.Orleans.Core.Telemetry;
 using Carml.Orleans.Interfaces;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -125,6 +126,8 @@ public sealed partial class ModelReplicaGrain(
             Retire();
             _loaded = new LocalReplica(manifest, artifact, session, info, runtimeOptions.Value.ConcurrentRunsFor(manifest));
             directory.Publish(this.GetPrimaryKeyString(), _loaded);
+            CarmlTelemetry.ModelLoadSeconds.Record(info.LoadTime.TotalSeconds, new("model", manifest.Name), new("version", manifest.Version));
+            CarmlTelemetry.TrackLoaded(_loaded, manifest.Name, manifest.Version, info.SiloAddress, artifact.SizeBytes);
             LogLoaded(logger, this.GetPrimaryKeyString(), info.ExecutionProvider, info.LoadTime.TotalMilliseconds);
             return info;
         }
@@ -140,6 +143,7 @@ public sealed partial class ModelReplicaGrain(
         {
             _loaded = null;
             directory.Withdraw(this.GetPrimaryKeyString(), loaded);
+            CarmlTelemetry.UntrackLoaded(loaded);
             loaded.Retire();
         }
     }

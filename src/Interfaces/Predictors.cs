@@ -16,9 +16,11 @@ public sealed record PredictorSettings
 public static class PredictorTraceLevels
 {
     public const string None = "none";
+    public const string Application = "application";
     public const string Model = "model";
+    public const string Framework = "framework";
     public const string Full = "full";
-    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { None, Model, Full };
+    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { None, Application, Model, Framework, Full };
 }
 
 public static class PredictorDevices

@@ -4,6 +4,7 @@ using Carml.Orleans.Grains;
 using Carml.Orleans.Grains.Agents;
 using Carml.Orleans.Registry;
 using Carml.Orleans.Registry.Catalog;
+using Carml.Orleans.Silo.Telemetry;
 using Carml.Orleans.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -33,6 +34,7 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
         silo.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
+        silo.AddCarmlObservability(configuration);
         return silo;
     }
 
@@ -76,6 +78,7 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
         silo.Services.AddSingleton(ClusterStorage.CreateRunStore(configuration, dataDirectory));
+        silo.AddCarmlObservability(configuration);
         return silo;
     }
 }

@@ -17,6 +17,7 @@ catch (InvalidOperationException e)
 
 try
 {
+    Carml.Orleans.Silo.Telemetry.CarmlOpenTelemetry.AddCarmlOpenTelemetry(builder.Services, builder.Configuration, "silo");
     builder.UseOrleans(silo =>
     {
         if (mode == CarmlMode.Cluster)

@@ -112,6 +112,48 @@ public sealed class ConsulClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Without_a_reachable_silo_the_gateway_is_not_ready_and_its_consul_check_goes_critical()
+    {
+        var consul = await StartEmulatorAsync();
+        var silo = StartSilo("only-silo", consul);
+        await silo.WaitForLineAsync(@"Registered carml-silo as (\S+)", StartTimeout);
+        var gateway = await StartGatewayAsync(consul);
+        await WaitForServicesAsync(consul, "carml-gateway", passingOnly: true, ids => ids.Count == 1, "the ready gateway is passing in the catalog");
+        using (var healthy = await _http.GetAsync(new Uri(gateway, "healthz"), Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
+        }
+
+        Assert.Equal(0, await silo.StopGracefullyAsync(TimeSpan.FromSeconds(60)));
+
+        // KServe readiness, /healthz and the catalog check all say the gateway cannot serve; liveness stays up.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            using var ready = await _http.GetAsync(new Uri(gateway, "v2/health/ready"), Ct);
+            if (ready.StatusCode == HttpStatusCode.ServiceUnavailable)
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"/v2/health/ready still answers {(int)ready.StatusCode} 60 s after the last silo stopped");
+            await Task.Delay(100, Ct);
+        }
+
+        using (var healthz = await _http.GetAsync(new Uri(gateway, "healthz"), Ct))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, healthz.StatusCode);
+            using var body = JsonDocument.Parse(await healthz.Content.ReadAsStringAsync(Ct));
+            Assert.Equal("failing", body.RootElement.GetProperty("components").GetProperty("cluster_and_grain_storage").GetProperty("status").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync(new Uri(gateway, "v2/health/live"), Ct)).StatusCode);
+        await WaitForServicesAsync(consul, "carml-gateway", passingOnly: true, ids => ids.Count == 0, "the gateway's TTL check goes critical");
+        var raw = await _http.GetStringAsync(new Uri(consul, "v1/health/service/carml-gateway"), Ct);
+        Assert.True((await ServicesAsync(consul, "carml-gateway", passingOnly: false)).Count == 1, raw + "\n" + Outputs());
+    }
+
+    [Fact]
     public async Task A_cluster_on_postgresql_keeps_its_models_across_a_full_restart()
     {
         await using var postgres = new Carml.Orleans.Tests.PostgresServer();
@@ -208,6 +250,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         var httpPort = FreePort();
         environment["Carml__Gateway__HttpPort"] = httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment["Carml__Gateway__GrpcPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment["Carml__Gateway__MetricsPort"] = "0";
         environment["Carml__SampleModel__Enabled"] = "false";
         var gateway = Track(ClusterProcess.Start("gateway", ClusterProcess.BuiltDll("src/Gateway", "Carml.Orleans.Gateway"), environment));
         var address = new Uri($"http://127.0.0.1:{httpPort}/");

@@ -41,6 +41,7 @@ public sealed class GatewayInstance : IAsyncDisposable
         {
             ["Carml:Gateway:HttpPort"] = "0",
             ["Carml:Gateway:GrpcPort"] = "0",
+            ["Carml:Gateway:MetricsPort"] = "0",
             ["Carml:Silo:SiloPort"] = "0",
             ["Carml:Silo:GatewayPort"] = "0",
             ["Carml:Silo:DataDirectory"] = dataDirectory,

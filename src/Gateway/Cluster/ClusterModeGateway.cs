@@ -6,6 +6,7 @@ using Carml.Orleans.Registry;
 using Carml.Orleans.Registry.Catalog;
 using Carml.Orleans.Registry.Consul;
 using Carml.Orleans.Silo;
+using Carml.Orleans.Silo.Telemetry;
 using Carml.Orleans.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -45,6 +46,7 @@ public static class ClusterModeGateway
             });
             client.UseConsulClustering(configuration);
             client.Services.AddSingleton<IClientConnectionRetryFilter>(sp => sp.GetRequiredService<ClusterConnectionRetryFilter>());
+            client.AddCarmlObservability(configuration);
         });
 
         // Files land where the silos read them (interim: a shared directory; see docs/consul.md). The gateway needs the
@@ -59,7 +61,7 @@ public static class ClusterModeGateway
         builder.Services.AddOptions<AgentOptions>().Bind(configuration.GetSection(AgentOptions.Section));
         builder.Services.AddSingleton(ClusterStorage.CreateRunStore(configuration, dataDirectory));
         builder.Services.AddConsulRegistry(configuration);
-        builder.Services.AddCarmlServiceCatalog(configuration, Describe, sp => sp.GetRequiredService<ServerReadiness>().Started);
+        builder.Services.AddCarmlServiceCatalog(configuration, Describe, sp => sp.GetRequiredService<Observability.GatewayHealth>().IsHealthyNow());
         builder.Services.AddHostedService<ModelRegistryPublisher>();
     }
 

@@ -35,7 +35,8 @@ public sealed partial class ModelRegistryPublisher(
             {
                 await PublishAsync(ttl, stoppingToken);
             }
-            catch (Exception e) when (e is ConsulException or HttpRequestException or TimeoutException || (e is OperationCanceledException && !stoppingToken.IsCancellationRequested))
+            catch (Exception e) when (e is ConsulException or HttpRequestException or TimeoutException or OrleansMessageRejectionException or SiloUnavailableException
+                || (e is OperationCanceledException && !stoppingToken.IsCancellationRequested))
             {
                 LogPublishFailed(logger, e);
             }
@@ -77,7 +78,7 @@ public sealed partial class ModelRegistryPublisher(
         }
     }
 
-    [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Could not publish the models to the registry; will retry")]
+    [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Could not publish the models to the registry (Consul or the cluster unreachable); will retry")]
     private static partial void LogPublishFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 3112, Level = LogLevel.Debug, Message = "Model {Name} version {Version} is published by another gateway: {Reason}")]

@@ -56,6 +56,7 @@ public sealed class KServeGrpcService(KServeServer server, ModelRouter router) :
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
         var inference = ToInferenceRequest(request);
+        Observability.TraceLevelParameter.Apply(request.Parameters);
         var timeout = RequestTimeout.Combine(TimeoutMicroseconds(request), context.Deadline, DateTime.UtcNow);
         if (timeout != inference.TimeoutMicroseconds)
         {

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Carml.Orleans.Core;
+using Carml.Orleans.Core.Telemetry;
+using Carml.Orleans.Gateway.Observability;
 using Carml.Orleans.Gateway.Routing;
 using Carml.Orleans.Interfaces;
 using Carml.Orleans.Preprocessing;
@@ -138,6 +140,7 @@ public sealed partial class PredictorService(
         var traceId = Activity.Current?.TraceId.ToHexString() ?? ActivityTraceId.CreateRandom().ToHexString();
         var grain = Grain(id);
         var predictor = await grain.UseAsync();
+        CarmlTraceLevels.Raise(CarmlTraceLevels.Parse(predictor.Settings.TraceLevel, "trace_level"));
         var route = await router.ResolveAsync(predictor.Model.Name, predictor.Model.Version);
         var plan = PredictorPlan.For(route.Manifest);
         var classification = route.Manifest.Outputs.FirstOrDefault(o => o.Classification is not null);
@@ -176,24 +179,30 @@ public sealed partial class PredictorService(
                 var buffer = new byte[(long)n * writer.BytesPerImage];
                 var inputs = new PredictorInput[n];
                 var perInput = new (long Decode, long Preprocess)[n];
-                for (var k = 0; k < n; k++)
+                using (var span = PredictorSpans.StartPreprocess(route.Id, n))
                 {
-                    var index = first + k;
-                    inputs[k] = await fetches[index];
-                    var t0 = Stopwatch.GetTimestamp();
-                    using SKBitmap bitmap = ImageDecoder.Decode(inputs[k].Bytes, new ImageLimits { MaxPixels = _options.MaxImagePixels }, $"Input {index} ('{inputs[k].Id}')");
-                    var t1 = Stopwatch.GetTimestamp();
-                    writer.Write(bitmap, buffer.AsSpan(k * writer.BytesPerImage, writer.BytesPerImage));
-                    var t2 = Stopwatch.GetTimestamp();
-                    perInput[k] = (t1 - t0, t2 - t1);
-                    decode += t1 - t0;
-                    preprocess += t2 - t1;
+                    for (var k = 0; k < n; k++)
+                    {
+                        var index = first + k;
+                        inputs[k] = await fetches[index];
+                        var t0 = Stopwatch.GetTimestamp();
+                        using SKBitmap bitmap = ImageDecoder.Decode(inputs[k].Bytes, new ImageLimits { MaxPixels = _options.MaxImagePixels }, $"Input {index} ('{inputs[k].Id}')");
+                        var t1 = Stopwatch.GetTimestamp();
+                        writer.Write(bitmap, buffer.AsSpan(k * writer.BytesPerImage, writer.BytesPerImage));
+                        var t2 = Stopwatch.GetTimestamp();
+                        perInput[k] = (t1 - t0, t2 - t1);
+                        decode += t1 - t0;
+                        preprocess += t2 - t1;
+                    }
+
+                    PredictorSpans.DescribeInputs(span, inputs);
                 }
 
                 var tensor = new InferenceTensor(writer.Input.Name, writer.Input.Datatype, writer.Shape(n), buffer);
                 var t3 = Stopwatch.GetTimestamp();
                 var response = await router.InferAsync(route.Id.Name, route.Id.Version, new InferenceRequest([tensor]) { Id = requestId });
                 var t4 = Stopwatch.GetTimestamp();
+                using var postprocessSpan = PredictorSpans.StartPostprocess(route.Id, n);
                 var features = classification is null
                     ? null
                     : ClassificationDecoder.Decode(

@@ -1,4 +1,6 @@
 using Carml.Orleans.Core;
+using Carml.Orleans.Core.Telemetry;
+using Carml.Orleans.Gateway.Observability;
 using System.Collections.Concurrent;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Interfaces;
@@ -80,7 +82,24 @@ public sealed class ModelRouter(
     /// </summary>
     public async Task<InferenceResponse> InferAsync(string name, string? version, InferenceRequest request, CancellationToken cancellationToken = default)
     {
-        var route = await ResolveAsync(name, version);
+        var observed = InferenceMetrics.Begin();
+        ModelRoute? route = null;
+        try
+        {
+            route = await GatewaySpans.RouteAsync(this, name, version);
+            var response = await InferOnRouteAsync(name, route, request, cancellationToken);
+            InferenceMetrics.End(observed, route, null);
+            return response;
+        }
+        catch (Exception e)
+        {
+            InferenceMetrics.End(observed, route, e);
+            throw;
+        }
+    }
+
+    private async Task<InferenceResponse> InferOnRouteAsync(string name, ModelRoute route, InferenceRequest request, CancellationToken cancellationToken)
+    {
         if (recorder is null || !recorder.ShouldRecord())
         {
             return await RunAsync(name, route, request, cancellationToken);
@@ -91,12 +110,12 @@ public sealed class ModelRouter(
         try
         {
             var response = await RunAsync(name, route, request, cancellationToken);
-            recorder.TryRecord(PredictionRecords.Succeeded(route, request, response, createdAt, time.GetElapsedTime(started)));
+            GatewaySpans.Record(recorder, PredictionRecords.Succeeded(route, request, response, createdAt, time.GetElapsedTime(started)));
             return response;
         }
         catch (Exception e) when (ErrorMapping.Classify(e) is { Kind: not ModelErrorKind.NotFound } failure)
         {
-            recorder.TryRecord(PredictionRecords.Failed(route, request, failure.Message, createdAt, time.GetElapsedTime(started)));
+            GatewaySpans.Record(recorder, PredictionRecords.Failed(route, request, failure.Message, createdAt, time.GetElapsedTime(started)));
             throw;
         }
     }
@@ -105,9 +124,15 @@ public sealed class ModelRouter(
     {
         if (local is not null && local.TryGet(route.ReplicaKey, out var replica) && replica.IsFresh && replica.TryAcquire())
         {
+            using var span = GatewaySpans.StartReplicaCall(route, request, GatewaySpans.LocalPath);
             try
             {
                 return await replica.InferAsync(request, cancellationToken);
+            }
+            catch (Exception e)
+            {
+                CarmlTelemetry.Fail(span, e);
+                throw;
             }
             finally
             {
@@ -115,13 +140,20 @@ public sealed class ModelRouter(
             }
         }
 
+        using var call = GatewaySpans.StartReplicaCall(route, request, GatewaySpans.GrainPath);
         try
         {
             return await route.Replica.InferAsync(request, cancellationToken);
         }
         catch (ModelException e) when (e.Kind == ModelErrorKind.NotFound)
         {
+            CarmlTelemetry.Fail(call, e);
             Invalidate(name);
+            throw;
+        }
+        catch (Exception e)
+        {
+            CarmlTelemetry.Fail(call, e);
             throw;
         }
     }

@@ -33,7 +33,7 @@ public static class PredictionRecords
         Inputs = request.Inputs.Select(Summary).ToArray(),
         CreatedAt = createdAt,
         FinishedAt = createdAt + total,
-        TraceId = Activity.Current?.TraceId.ToString(),
+        TraceId = Activity.Current is { Recorded: true } traced ? traced.TraceId.ToHexString() : null, // only traces that were kept
     };
 
     private static TensorSummary Summary(InferenceTensor tensor) =>

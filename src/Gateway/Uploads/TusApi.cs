@@ -370,6 +370,7 @@ public static partial class TusApi
         }
 
         var upload = await grain.EndAppendAsync(lease.Token, lease.Offset + written);
+        Core.Telemetry.CarmlTelemetry.UploadBytes.Add(written); // kept bytes only: a rejected body's are truncated away
         if (failure is not null)
         {
             return new Appended(upload, failure);
