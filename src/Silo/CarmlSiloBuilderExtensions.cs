@@ -2,6 +2,7 @@ using System.Net;
 using Carml.Orleans.Core;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Grains.Agents;
+using Carml.Orleans.Grains.Placement;
 using Carml.Orleans.Registry;
 using Carml.Orleans.Registry.Catalog;
 using Carml.Orleans.Storage;
@@ -32,6 +33,7 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
+        silo.UseCarmlSiloMetadata(configuration);
         silo.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
         return silo;
     }
@@ -75,6 +77,7 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
+        silo.UseCarmlSiloMetadata(configuration);
         silo.Services.AddSingleton(ClusterStorage.CreateRunStore(configuration, dataDirectory));
         return silo;
     }

@@ -5,11 +5,17 @@ using Microsoft.Extensions.Options;
 
 namespace Carml.Orleans.Grains.Agents;
 
-/// <summary>Detects this silo's hardware once and reports it, with a heartbeat, to its agent grain.</summary>
+/// <summary>
+/// Detects this silo's hardware once and reports it, with a heartbeat, to its agent grain: with the replicas loaded here
+/// and the model memory budget. After each report it reads the other agents' replica counts into the silo's
+/// <see cref="Placement.SiloLoadView"/>, the load the placement director spreads by.
+/// </summary>
 public sealed partial class AgentPublisher(
     IGrainFactory grains,
     ILocalSiloDetails silo,
     HardwareDetector detector,
+    Placement.ModelMemoryBudget memory,
+    Placement.SiloLoadView loads,
     IOptions<AgentOptions> options,
     TimeProvider time,
     ILogger<AgentPublisher> logger) : BackgroundService
@@ -25,7 +31,17 @@ public sealed partial class AgentPublisher(
         {
             try
             {
-                await grains.GetGrain<IAgentGrain>(id).ReportAsync(agent with { HeartbeatAt = time.GetUtcNow() });
+                var loaded = memory.Snapshot();
+                await grains.GetGrain<IAgentGrain>(id).ReportAsync(agent with
+                {
+                    HeartbeatAt = time.GetUtcNow(),
+                    LoadedModels = loaded.Select(r => r.Replica).ToArray(),
+                    LoadedReplicas = loaded,
+                    ModelMemoryBudgetBytes = memory.BudgetBytes,
+                    ModelMemoryUsedBytes = memory.UsedBytes,
+                    ModelEvictions = memory.Evictions,
+                });
+                await RefreshLoadsAsync();
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -33,6 +49,21 @@ public sealed partial class AgentPublisher(
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    private async Task RefreshLoadsAsync()
+    {
+        var index = await grains.GetGrain<IAgentIndexGrain>(IAgentIndexGrain.DefaultKey).ListAsync();
+        var counts = new List<KeyValuePair<string, int>>(index.Count);
+        foreach (var (agentId, _) in index)
+        {
+            if (await grains.GetGrain<IAgentGrain>(agentId).GetAsync() is { } other)
+            {
+                counts.Add(KeyValuePair.Create(agentId, other.LoadedReplicas.Count));
+            }
+        }
+
+        loads.Update(counts);
     }
 
     [LoggerMessage(EventId = 1501, Level = LogLevel.Information, Message = "Agent {Agent}: {Cores} CPU cores, {Gpus} GPUs ({Source}), execution providers {Providers}")]
