@@ -180,6 +180,17 @@ public sealed partial class ModelReplicaGrain(
                 throw new ModelException(ModelErrorKind.InvalidArgument, e.Message, [$"source.sha256: {e.Message}"]);
             }
 
+            // A caller that attached no placement (or a stale one) may have activated this replica on a silo that cannot
+            // run it: refuse, and go, so the next request places it again.
+            var own = SiloCapabilities.From(silo.SiloAddress.ToString(), hardware.Gpus);
+            if (!ReplicaPlacementPolicy.Meets(own, ReplicaPlacement.For(manifest)))
+            {
+                DeactivateOnIdle();
+                throw new ModelException(
+                    ModelErrorKind.Unavailable,
+                    $"Replica {Key} cannot run on {own.Describe()}: {ReplicaPlacementPolicy.UnschedulableReason([own], ReplicaPlacement.For(manifest))}");
+            }
+
             var choice = ExecutionProviderSelector.Choose(AvailableProviders.Value, hardware.Gpus.Count, manifest.Deployment?.Device ?? DeviceRequirement.Any);
             if (choice.Warning is { } warning)
             {
