@@ -36,6 +36,9 @@ public sealed partial class ModelGrain(
     private DateTimeOffset? _readyAt;
     private IGrainTimer? _retry;
 
+    /// <summary>Replicas whose last load failed for a passing reason (Unavailable: a silo leaving, a stale activation): the timer retries them.</summary>
+    private readonly HashSet<int> _transient = [];
+
     private ModelId Id => ModelId.Parse(this.GetPrimaryKeyString());
 
     private int ReplicaCount => registration.State.Replicas ?? registration.State.Manifest?.Deployment?.Replicas ?? 1;
@@ -242,6 +245,7 @@ public sealed partial class ModelGrain(
         ReplicaPlacement.For(manifest, others).Apply();
         try
         {
+            _transient.Remove(index);
             var info = await Replica(index).LoadAsync(manifest, artifact);
             _replicas[index] = Ready(index, info);
             return null;
@@ -254,6 +258,11 @@ public sealed partial class ModelGrain(
             _replicas[index] = unschedulable is not null
                 ? Unschedulable(index, unschedulable)
                 : new ReplicaStatus { Index = index, State = ModelState.Failed, Reason = e.Message };
+            if (unschedulable is null && e is ModelException { Kind: ModelErrorKind.Unavailable } or SiloUnavailableException or OrleansMessageRejectionException)
+            {
+                _transient.Add(index);
+            }
+
             LogReplicaFailed(logger, Id.ReplicaKey(index), e);
             return e;
         }
@@ -263,15 +272,18 @@ public sealed partial class ModelGrain(
         }
     }
 
+    private bool NeedsRetry(ReplicaStatus replica) =>
+        replica.State == ModelState.Unschedulable || (replica.State == ModelState.Failed && _transient.Contains(replica.Index));
+
     private void StartRetryIfUnschedulable()
     {
-        if (_replicas.Any(r => r.State == ModelState.Unschedulable))
+        if (_replicas.Any(NeedsRetry))
         {
             StartRetry();
         }
     }
 
-    /// <summary>While replicas are unschedulable, a timer tries them again every <see cref="PlacementOptions.UnschedulableRetryInterval"/>.</summary>
+    /// <summary>While replicas are unschedulable (or failed for a passing reason), a timer tries them again every <see cref="PlacementOptions.UnschedulableRetryInterval"/>.</summary>
     private void StartRetry()
     {
         if (_retry is not null)
@@ -291,7 +303,7 @@ public sealed partial class ModelGrain(
 
     private async Task RetryUnschedulableAsync(CancellationToken cancellationToken)
     {
-        var waiting = _replicas.Where(r => r.State == ModelState.Unschedulable).Select(r => r.Index).ToArray();
+        var waiting = _replicas.Where(NeedsRetry).Select(r => r.Index).ToArray();
         if (waiting.Length == 0 || registration.State is not { Manifest: { } manifest, Artifact: { } artifact })
         {
             StopRetry();
@@ -310,7 +322,7 @@ public sealed partial class ModelGrain(
         }
 
         await LoadReplicasAsync(manifest, artifact, waiting);
-        if (!_replicas.Any(r => r.State == ModelState.Unschedulable))
+        if (!_replicas.Any(NeedsRetry))
         {
             StopRetry();
         }
