@@ -59,6 +59,11 @@ public static class ReplicaPlacementPolicy
             return null;
         }
 
+        if (silos.Count == 0 && placement.Device != DeviceRequirement.Gpu)
+        {
+            return "no active silos";
+        }
+
         var need = placement.MinGpuMemoryBytes > 0
             ? $"a GPU silo with ≥ {placement.MinGpuMemoryBytes / (1024 * 1024)} MiB of GPU memory"
             : "a GPU silo";

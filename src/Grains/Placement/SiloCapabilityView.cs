@@ -27,11 +27,14 @@ public sealed class SiloCapabilityView(ILocalSiloDetails local, HardwareDetector
             : SiloCapabilities.Cpu(name);
     }
 
-    /// <summary>The active silos with their capabilities, ordered by address.</summary>
-    public IReadOnlyList<SiloCapabilities> ActiveSilos() =>
-        membership.CurrentSnapshot.Members.Values
+    /// <summary>The active silos with their capabilities, ordered by address (at least this one, which is running).</summary>
+    public IReadOnlyList<SiloCapabilities> ActiveSilos()
+    {
+        var active = membership.CurrentSnapshot.Members.Values
             .Where(m => m.Status == SiloStatus.Active)
             .Select(m => For(m.SiloAddress))
             .OrderBy(s => s.Silo, StringComparer.Ordinal)
             .ToArray();
+        return active.Length > 0 ? active : [For(local.SiloAddress)];
+    }
 }

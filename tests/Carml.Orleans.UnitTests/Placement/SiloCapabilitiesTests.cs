@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Carml.Orleans.Grains.Placement;
 using Carml.Orleans.Interfaces;
 
@@ -43,5 +44,28 @@ public sealed class SiloCapabilitiesTests
             [SiloCapabilities.AcceleratorKey] = "gpu",
             [SiloCapabilities.GpuCountKey] = "many",
         }).HasGpu);
+    }
+
+    [Fact]
+    public void Gpu_override_from_configuration_keys_is_what_the_silo_advertises()
+    {
+        // The same keys as the environment variables Carml__Agent__Gpus__0__Name / __MemoryMegabytes / __CudaVersion.
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Carml:Agent:Gpus:0:Name"] = "Override A100",
+                ["Carml:Agent:Gpus:0:MemoryMegabytes"] = "40960",
+                ["Carml:Agent:Gpus:0:CudaVersion"] = "12.4",
+            })
+            .Build();
+        var options = Microsoft.Extensions.Configuration.ConfigurationBinder.Get<Grains.Agents.AgentOptions>(configuration.GetSection(Grains.Agents.AgentOptions.Section))!;
+
+        var detector = new Grains.Agents.HardwareDetector(Microsoft.Extensions.Options.Options.Create(options));
+        var metadata = Grains.Placement.SiloCapabilities.From("s", detector.Gpus).ToMetadata();
+
+        Assert.Equal("gpu", metadata["carml.accelerator"]);
+        Assert.Equal("1", metadata["carml.gpu.count"]);
+        Assert.Equal((40960L * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture), metadata["carml.gpu.memory_bytes"]);
+        Assert.Equal("12.4", metadata["carml.gpu.cuda"]);
     }
 }
