@@ -58,7 +58,6 @@ public sealed class ModelMemoryBudgetGatewayTests
         {
             ["Carml:SampleModel:Enabled"] = "false",
             ["Carml:Silo:ModelMemoryBudgetBytes"] = (charge * 5 / 2).ToString(CultureInfo.InvariantCulture),
-            ["Carml:Agent:HeartbeatInterval"] = "00:00:00.500",
         });
         var request = KServeHttpTests.IrisRequest(TestModels.IrisRows.Take(1));
         foreach (var name in new[] { "mem-a", "mem-b", "mem-c" })

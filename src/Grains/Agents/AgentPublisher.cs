@@ -26,9 +26,9 @@ public sealed partial class AgentPublisher(
         var started = time.GetUtcNow();
         var agent = detector.Detect(id, started) with { StartedAt = started };
         LogDetected(logger, id, agent.CpuCores, agent.Gpus.Count, agent.GpuSource, string.Join(",", agent.ExecutionProviders));
-        using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, time);
-        do
+        while (!stoppingToken.IsCancellationRequested)
         {
+            var changed = memory.NextChange;
             try
             {
                 var loaded = memory.Snapshot();
@@ -47,8 +47,12 @@ public sealed partial class AgentPublisher(
             {
                 LogReportFailed(logger, e);
             }
+
+            // The next heartbeat, or sooner when a replica loads or is unloaded, so the agent status is current.
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            await Task.WhenAny(changed, Task.Delay(options.Value.HeartbeatInterval, time, wait.Token));
+            await wait.CancelAsync();
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
     private async Task RefreshLoadsAsync()

@@ -49,6 +49,7 @@ public sealed class ModelMemoryBudget(long budgetBytes, TimeProvider time)
     private long _evictions;
     private long _loads;
     private long _refusals;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public long BudgetBytes { get; } = budgetBytes;
 
@@ -60,6 +61,9 @@ public sealed class ModelMemoryBudget(long budgetBytes, TimeProvider time)
 
     /// <summary>Loads refused because nothing idle could be evicted to make room.</summary>
     public long Refusals => Interlocked.Read(ref _refusals);
+
+    /// <summary>Completes the next time a replica is charged or released (the agent publisher reports then).</summary>
+    public Task NextChange => Volatile.Read(ref _changed).Task;
 
     public int LoadedCount
     {
@@ -125,6 +129,8 @@ public sealed class ModelMemoryBudget(long budgetBytes, TimeProvider time)
             _loads++;
         }
 
+        SignalChange();
+
         foreach (var (_, victim) in victims)
         {
             victim.Evict();
@@ -138,13 +144,20 @@ public sealed class ModelMemoryBudget(long budgetBytes, TimeProvider time)
     {
         lock (_lock)
         {
-            if (_loaded.TryGetValue(key, out var entry) && ReferenceEquals(entry.Resident, resident))
+            if (!_loaded.TryGetValue(key, out var entry) || !ReferenceEquals(entry.Resident, resident))
             {
-                _loaded.Remove(key);
-                _used -= entry.Bytes;
+                return;
             }
+
+            _loaded.Remove(key);
+            _used -= entry.Bytes;
         }
+
+        SignalChange();
     }
+
+    private void SignalChange() =>
+        Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     /// <summary>The loaded replicas, most recently used first.</summary>
     public IReadOnlyList<LoadedReplica> Snapshot()

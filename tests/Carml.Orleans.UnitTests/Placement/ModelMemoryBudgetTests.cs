@@ -195,4 +195,19 @@ public sealed class ModelMemoryBudgetTests
         Assert.Equal(1500, options.EstimateBytes(1000));
         Assert.Equal(2, options.EstimateBytes(0));
     }
+
+    [Fact]
+    public void Loading_and_releasing_signal_a_change_for_the_agent_report()
+    {
+        var budget = new ModelMemoryBudget(0, _time);
+        var beforeLoad = budget.NextChange;
+
+        var a = Load(budget, "a/1/0", 100);
+        var beforeRelease = budget.NextChange;
+        budget.Release("a/1/0", a);
+
+        Assert.True(beforeLoad.IsCompletedSuccessfully);
+        Assert.True(beforeRelease.IsCompletedSuccessfully);
+        Assert.False(budget.NextChange.IsCompleted);
+    }
 }
