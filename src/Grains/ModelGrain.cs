@@ -26,6 +26,11 @@ public sealed class ModelGrainState
 /// GPU and none is up) the replica is Unschedulable with the reason, and a timer retries while the grain is active.
 /// The registration is persisted only after a replica has loaded the file and it matched the manifest.
 /// </summary>
+/// <remarks>
+/// Always active, so the replica set's status lives as long as the silo; when the grain activates again (a restart, or
+/// its silo failed) it brings the replica set back at once instead of waiting for requests.
+/// </remarks>
+[CollectionAgeLimit(AlwaysActive = true)]
 public sealed partial class ModelGrain(
     [PersistentState("model", StorageNames.Models)] IPersistentState<ModelGrainState> registration,
     SiloCapabilityView silos,
@@ -35,9 +40,13 @@ public sealed partial class ModelGrain(
     private ReplicaStatus[] _replicas = [];
     private DateTimeOffset? _readyAt;
     private IGrainTimer? _retry;
+    private IGrainTimer? _activationLoad;
 
     /// <summary>Replicas whose last load failed for a passing reason (Unavailable: a silo leaving, a stale activation): the timer retries them.</summary>
     private readonly HashSet<int> _transient = [];
+
+    /// <summary>The load each ready replica reported, so a late "unloaded" from an earlier activation is ignored.</summary>
+    private readonly Dictionary<int, string> _loads = [];
 
     private ModelId Id => ModelId.Parse(this.GetPrimaryKeyString());
 
@@ -134,6 +143,7 @@ public sealed partial class ModelGrain(
         if (replicas < before)
         {
             await Task.WhenAll(Enumerable.Range(replicas, before - replicas).Select(i => Replica(i).UnloadAsync()));
+            _loads.Keys.Where(i => i >= replicas).ToList().ForEach(i => _loads.Remove(i));
         }
         else if (replicas > before)
         {
@@ -149,16 +159,18 @@ public sealed partial class ModelGrain(
         {
             Resize();
             _replicas[index] = Ready(index, info);
+            _loads[index] = info.LoadId;
             MarkReadyIfServing();
         }
 
         return Task.CompletedTask;
     }
 
-    public Task ReplicaUnloadedAsync(int index, string reason)
+    public Task ReplicaUnloadedAsync(int index, string loadId, string reason)
     {
-        if (registration.State.Manifest is not null && index < ReplicaCount)
+        if (registration.State.Manifest is not null && index < ReplicaCount && (!_loads.TryGetValue(index, out var current) || current == loadId))
         {
+            _loads.Remove(index);
             Resize();
             _replicas[index] = new ReplicaStatus { Index = index, State = ModelState.Registered, Reason = reason };
         }
@@ -179,16 +191,48 @@ public sealed partial class ModelGrain(
         await registration.ClearStateAsync();
         registration.State = new ModelGrainState();
         _replicas = [];
+        _loads.Clear();
         _readyAt = null;
         LogDeleted(logger, Id.Key);
         DeactivateOnIdle();
         return true;
     }
 
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (registration.State.Manifest is not null)
+        {
+            // A one-shot turn of its own, after activation, so the load never delays the call that activated the grain.
+            _activationLoad = this.RegisterGrainTimer(LoadAfterActivationAsync, new GrainTimerCreationOptions(TimeSpan.Zero, Timeout.InfiniteTimeSpan));
+        }
+
+        return Task.CompletedTask;
+    }
+
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         StopRetry();
+        _activationLoad?.Dispose();
         return Task.CompletedTask;
+    }
+
+    private async Task LoadAfterActivationAsync(CancellationToken cancellationToken)
+    {
+        _activationLoad?.Dispose();
+        _activationLoad = null;
+        if (registration.State is not { Manifest: { } manifest, Artifact: { } artifact })
+        {
+            return;
+        }
+
+        // Whatever is not loaded or loading yet: the replicas a call before this turn did not load, including those that
+        // reported their unloading to the previous activation (a silo shutting down) and reached this one.
+        Resize();
+        var idle = _replicas.Where(r => r.State == ModelState.Registered).Select(r => r.Index).ToArray();
+        if (idle.Length > 0)
+        {
+            await LoadOrMarkUnschedulableAsync(manifest, artifact, idle);
+        }
     }
 
     private async Task RecordAsync(ModelManifest manifest, ModelArtifact artifact)
@@ -248,6 +292,7 @@ public sealed partial class ModelGrain(
             _transient.Remove(index);
             var info = await Replica(index).LoadAsync(manifest, artifact);
             _replicas[index] = Ready(index, info);
+            _loads[index] = info.LoadId;
             return null;
         }
         catch (Exception e)

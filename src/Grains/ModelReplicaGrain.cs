@@ -42,6 +42,7 @@ public sealed partial class ModelReplicaGrain(
     private LocalReplica? _loaded;
     private ReplicaResident? _resident;
     private Task<ReplicaInfo>? _loading;
+    private bool _unloadRequested;
 
     private string Key => this.GetPrimaryKeyString();
 
@@ -120,6 +121,7 @@ public sealed partial class ModelReplicaGrain(
             LogUnloaded(logger, Key);
         }
 
+        _unloadRequested = true;
         Retire();
         DeactivateOnIdle();
         return Task.CompletedTask;
@@ -127,21 +129,34 @@ public sealed partial class ModelReplicaGrain(
 
     public async Task EvictAsync()
     {
-        if (_loaded is null)
+        if (_loaded is not { } loaded)
         {
             return;
         }
 
         LogEvicted(logger, Key, budget.UsedBytes, budget.BudgetBytes);
+        _unloadRequested = true;
         Retire();
         DeactivateOnIdle();
-        await GrainFactory.GetGrain<IModelGrain>(Id.Key).ReplicaUnloadedAsync(Index, "unloaded to make room for other models (silo memory budget); reloads on the next request");
+        await GrainFactory.GetGrain<IModelGrain>(Id.Key).ReplicaUnloadedAsync(Index, loaded.Info.LoadId, "unloaded to make room for other models (silo memory budget); reloads on the next request");
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        var loaded = _loaded;
         Retire();
-        return Task.CompletedTask;
+        if (loaded is not null && !_unloadRequested)
+        {
+            // Collected while idle, or the silo is shutting down: the model's status should not claim it is loaded.
+            try
+            {
+                await GrainFactory.GetGrain<IModelGrain>(Id.Key).ReplicaUnloadedAsync(Index, loaded.Info.LoadId, $"unloaded ({reason.ReasonCode}); reloads on the next request");
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogReportFailed(logger, Key, e);
+            }
+        }
     }
 
     private async Task<LocalReplica> LoadRegisteredAsync()
@@ -232,7 +247,7 @@ public sealed partial class ModelReplicaGrain(
                 LogProviderFallback(logger, Key, fallback);
             }
 
-            var info = new ReplicaInfo(session.ExecutionProvider, silo.SiloAddress.ToString(), Stopwatch.GetElapsedTime(started)) { MemoryBytes = memory };
+            var info = new ReplicaInfo(session.ExecutionProvider, silo.SiloAddress.ToString(), Stopwatch.GetElapsedTime(started)) { MemoryBytes = memory, LoadId = Guid.NewGuid().ToString("N") };
             Retire();
             _loaded = new LocalReplica(manifest, artifact, session, info, runtimeOptions.Value.ConcurrentRunsFor(manifest));
             resident.Replica = _loaded;
@@ -307,6 +322,9 @@ public sealed partial class ModelReplicaGrain(
 
     [LoggerMessage(EventId = 1106, Level = LogLevel.Warning, Message = "Replica {Replica}: {Warning}")]
     private static partial void LogProviderFallback(ILogger logger, string replica, string warning);
+
+    [LoggerMessage(EventId = 1108, Level = LogLevel.Debug, Message = "Replica {Replica} could not tell its model it was unloaded")]
+    private static partial void LogReportFailed(ILogger logger, string replica, Exception exception);
 
     [LoggerMessage(EventId = 1107, Level = LogLevel.Warning, Message = "Evicting replica {Replica} failed")]
     private static partial void LogEvictFailed(ILogger logger, string replica, Exception exception);

@@ -45,9 +45,13 @@ public interface IModelGrain : IGrainWithStringKey
     [Alias("ReplicaLoaded"), OneWay]
     Task ReplicaLoadedAsync(int index, ReplicaInfo info);
 
-    /// <summary>A replica reports that it was unloaded without being asked (evicted for memory); it reloads on demand.</summary>
+    /// <summary>
+    /// A replica reports that it was unloaded without the model grain asking (evicted for memory, collected while idle);
+    /// it reloads on demand. <paramref name="loadId"/> is the <see cref="ReplicaInfo.LoadId"/> of the load that went, so a
+    /// late report about an earlier activation does not hide a newer load.
+    /// </summary>
     [Alias("ReplicaUnloaded"), OneWay]
-    Task ReplicaUnloadedAsync(int index, string reason);
+    Task ReplicaUnloadedAsync(int index, string loadId, string reason);
 }
 
 /// <summary>What a replica needs to load itself: the registered manifest and file, and how many replicas there are.</summary>
@@ -99,6 +103,9 @@ public sealed record ReplicaInfo(
 {
     /// <summary>The memory the silo's budget charges for this replica (estimate, see docs/gpu.md).</summary>
     [Id(3)] public long MemoryBytes { get; init; }
+
+    /// <summary>Identifies this load of the replica (a new one per session loaded).</summary>
+    [Id(4)] public string LoadId { get; init; } = string.Empty;
 }
 
 /// <summary>Counters of one replica's batcher since its session loaded.</summary>

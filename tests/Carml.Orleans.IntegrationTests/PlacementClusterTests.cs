@@ -285,12 +285,34 @@ public sealed class PlacementClusterTests
 
         // As when its silo dies: the activation goes, and the next request creates a fresh one that has nothing loaded.
         await cluster.Cluster.DeactivateAsync(replica);
-        await model.ReplicaUnloadedAsync(1, "test: activation lost");
+        var unloaded = await WaitForAsync(model, s => s.Replicas[1].State == ModelState.Registered, "replica 1 to report that it was unloaded");
+        Assert.StartsWith("unloaded (", unloaded.Replicas[1].Reason);
+        Assert.Equal(ModelState.Ready, unloaded.State);
         var response = await replica.InferAsync(IrisRequest(), Ct);
 
         Assert.Equal(12, response.Outputs[0].Data.Length);
         var status = await WaitForAsync(model, s => s.Replicas[1].State == ModelState.Ready, "replica 1 to report that it reloaded");
         Assert.NotNull(status.Replicas[1].SiloAddress);
         Assert.Equal(ModelState.Ready, status.State);
+    }
+
+    [Fact]
+    public async Task A_model_grain_that_activates_again_brings_its_replica_set_back_without_a_request()
+    {
+        await using var cluster = await PlacementCluster.StartAsync(0, 16384, 16384);
+        var (manifest, artifact) = await cluster.IrisAsync("place-heal", "{device: gpu, replicas: 2}");
+        var model = cluster.Grains.GetGrain<IModelGrain>("place-heal/1");
+        await model.RegisterAsync(manifest, artifact);
+
+        // As when the silos holding the model grain and its replicas fail: every activation goes.
+        await cluster.Cluster.DeactivateAsync(cluster.Grains.GetGrain<IModelReplicaGrain>("place-heal/1/0"));
+        await cluster.Cluster.DeactivateAsync(cluster.Grains.GetGrain<IModelReplicaGrain>("place-heal/1/1"));
+        await cluster.Cluster.DeactivateAsync(model);
+        var healed = await WaitForAsync(model, s => s.Replicas.Count == 2 && s.Replicas.All(r => r.State == ModelState.Ready), "the replica set to load again");
+
+        Assert.All(healed.Replicas, r => Assert.Contains(r.SiloAddress!, cluster.GpuSilos));
+        Assert.Equal(2, healed.Replicas.Select(r => r.SiloAddress).Distinct().Count());
+        var statistics = await cluster.Grains.GetGrain<IModelReplicaGrain>("place-heal/1/1").GetStatisticsAsync();
+        Assert.Equal(0, statistics.Requests);
     }
 }
