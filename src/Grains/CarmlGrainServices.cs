@@ -1,4 +1,5 @@
 using Carml.Orleans.Core;
+using Carml.Orleans.Grains.Placement;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -32,6 +33,7 @@ public static class CarmlGrainServices
             .ValidateOnStart();
         services.TryAddSingleton<Agents.HardwareDetector>();
         services.AddHostedService<Agents.AgentPublisher>();
+        services.AddCarmlPlacement(configuration);
         return services;
     }
 

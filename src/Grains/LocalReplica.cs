@@ -30,7 +30,7 @@ public sealed class LocalReplicaDirectory
 /// with <see cref="TryAcquire"/> and <see cref="Release"/>; once the grain retires it, queued requests fail over
 /// (Unavailable) and the session is disposed when the last running request is done.
 /// </summary>
-public sealed class LocalReplica
+public sealed class LocalReplica : Placement.IMemoryResident
 {
     /// <summary>A run this short executes on the caller's thread rather than hopping to the thread pool.</summary>
     private static readonly TimeSpan InlineRunLimit = TimeSpan.FromMicroseconds(200);
@@ -39,6 +39,8 @@ public sealed class LocalReplica
     private static readonly TimeSpan Freshness = TimeSpan.FromSeconds(10);
 
     private int _inFlight;
+    private int _admitted;
+    private long _lastUsed = Stopwatch.GetTimestamp();
     private volatile bool _retired;
     private int _disposed;
     private long _lastGrainCall = Stopwatch.GetTimestamp();
@@ -47,6 +49,7 @@ public sealed class LocalReplica
 
     internal LocalReplica(ModelManifest manifest, ModelArtifact artifact, OnnxModelSession session, ReplicaInfo info, int maxConcurrentRuns)
     {
+        MaxConcurrentRequests = manifest.Deployment?.MaxConcurrentRequests ?? 0;
         Manifest = manifest;
         Artifact = artifact;
         Session = session;
@@ -67,6 +70,22 @@ public sealed class LocalReplica
     public ReplicaInfo Info { get; }
 
     internal OnnxModelSession Session { get; }
+
+    /// <summary>Requests this replica admits at once, queued plus running (manifest <c>deployment.max_concurrent_requests</c>); 0 = no cap.</summary>
+    public int MaxConcurrentRequests { get; }
+
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    public long LastUsed => Volatile.Read(ref _lastUsed);
+
+    string Placement.IMemoryResident.ExecutionProvider => Info.ExecutionProvider;
+
+    /// <summary>What the memory budget calls to evict this replica (set by the owning grain).</summary>
+    internal Action? OnEvict { get; set; }
+
+    public bool IsRetired => _retired;
+
+    void Placement.IMemoryResident.Evict() => OnEvict?.Invoke();
 
     internal DynamicBatcher<InferenceRequest, IReadOnlyList<InferenceTensor>> Batcher { get; }
 
@@ -98,6 +117,32 @@ public sealed class LocalReplica
 
     /// <summary>Validates the request and runs it through the batcher; the caller holds <see cref="TryAcquire"/>.</summary>
     public async Task<InferenceResponse> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+    {
+        Volatile.Write(ref _lastUsed, Stopwatch.GetTimestamp());
+        if (MaxConcurrentRequests > 0)
+        {
+            if (Interlocked.Increment(ref _admitted) > MaxConcurrentRequests)
+            {
+                Interlocked.Decrement(ref _admitted);
+                throw new ModelException(
+                    ModelErrorKind.ResourceExhausted,
+                    $"Model '{Manifest.Name}' version '{Manifest.Version}': this replica already has {MaxConcurrentRequests} requests (deployment.max_concurrent_requests); retry or use another replica.");
+            }
+
+            try
+            {
+                return await InferCoreAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _admitted);
+            }
+        }
+
+        return await InferCoreAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<InferenceResponse> InferCoreAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
         var rows = InferenceRequestValidator.Validate(Manifest, request);
         TimeSpan? timeout = request.TimeoutMicroseconds > 0 ? TimeSpan.FromMicroseconds(request.TimeoutMicroseconds) : null;

@@ -32,31 +32,51 @@ public sealed class OnnxModelSession : IDisposable
 
     public string ExecutionProvider { get; }
 
+    /// <summary>Why CUDA was asked for but the session runs on CPU (the CUDA provider failed to attach), or null.</summary>
+    public string? ProviderFallback { get; private init; }
+
     /// <summary>
     /// Opens the model file and checks it against the manifest. Throws <see cref="ModelException"/> (InvalidArgument)
-    /// listing every mismatch, or when the file is not a loadable ONNX model.
+    /// listing every mismatch, or when the file is not a loadable ONNX model. With <paramref name="useCuda"/> the CUDA
+    /// execution provider is attached (device 0) when the runtime can; if attaching fails the session runs on CPU and
+    /// <see cref="ProviderFallback"/> says why.
     /// </summary>
-    public static OnnxModelSession Open(string modelPath, ModelManifest manifest, OnnxRuntimeOptions options)
+    public static OnnxModelSession Open(string modelPath, ModelManifest manifest, OnnxRuntimeOptions options, bool useCuda = false)
     {
-        using var sessionOptions = new SessionOptions
+        string? fallback = null;
+        InferenceSession? session = null;
+        var provider = Placement.ExecutionProviderSelector.Cpu;
+        if (useCuda)
         {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            IntraOpNumThreads = manifest.Runtime?.IntraOpThreads ?? options.IntraOpThreads,
-            InterOpNumThreads = manifest.Runtime?.InterOpThreads ?? options.InterOpThreads,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-        };
-
-        InferenceSession session;
-        try
-        {
-            session = new InferenceSession(modelPath, sessionOptions);
+            // The CUDA provider can fail to attach (no CUDA build) or to start (CUDA/cuDNN libraries missing or mismatched);
+            // either way the model still serves, on CPU, and the status says so.
+            try
+            {
+                using var cudaOptions = SessionOptionsFor(manifest, options);
+                cudaOptions.AppendExecutionProvider_CUDA(0);
+                session = new InferenceSession(modelPath, cudaOptions);
+                provider = Placement.ExecutionProviderSelector.Cuda;
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                fallback = $"the CUDA execution provider could not be used ({e.Message}); running on CPU";
+            }
         }
-        catch (OnnxRuntimeException e)
+
+        if (session is null)
         {
-            throw new ModelException(
-                ModelErrorKind.InvalidArgument,
-                $"The model file is not a loadable ONNX model: {e.Message}",
-                [$"model file: {e.Message}"]);
+            using var sessionOptions = SessionOptionsFor(manifest, options);
+            try
+            {
+                session = new InferenceSession(modelPath, sessionOptions);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new ModelException(
+                    ModelErrorKind.InvalidArgument,
+                    $"The model file is not a loadable ONNX model: {e.Message}",
+                    [$"model file: {e.Message}"]);
+            }
         }
 
         var problems = CheckSignature(session, manifest);
@@ -69,8 +89,16 @@ public sealed class OnnxModelSession : IDisposable
                 problems);
         }
 
-        return new OnnxModelSession(session, manifest, "CPUExecutionProvider");
+        return new OnnxModelSession(session, manifest, provider) { ProviderFallback = fallback };
     }
+
+    private static SessionOptions SessionOptionsFor(ModelManifest manifest, OnnxRuntimeOptions options) => new()
+    {
+        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        IntraOpNumThreads = manifest.Runtime?.IntraOpThreads ?? options.IntraOpThreads,
+        InterOpNumThreads = manifest.Runtime?.InterOpThreads ?? options.InterOpThreads,
+        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+    };
 
     /// <summary>Every way the model's declared inputs and outputs differ from the manifest.</summary>
     public static IReadOnlyList<string> CheckSignature(InferenceSession session, ModelManifest manifest)

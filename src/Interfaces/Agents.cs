@@ -11,6 +11,16 @@ public sealed record GpuInfo(
     [property: Id(4)] string? CudaVersion,
     [property: Id(5)] string? Uuid);
 
+/// <summary>One replica loaded on a silo: its key (<c>name/version/index</c>), what it runs on, its memory and last use.</summary>
+[GenerateSerializer, Immutable]
+[Alias("carml.LoadedReplica")]
+public sealed record LoadedReplica(
+    [property: Id(0)] string Replica,
+    [property: Id(1)] string ExecutionProvider,
+    [property: Id(2)] long MemoryBytes,
+    [property: Id(3)] DateTimeOffset LastUsedAt,
+    [property: Id(4)] int InFlight);
+
 /// <summary>What a silo (agent) runs on and what it can run.</summary>
 [GenerateSerializer, Immutable]
 [Alias("carml.AgentInfo")]
@@ -33,6 +43,18 @@ public sealed record AgentInfo
     [Id(12)] public IReadOnlyList<string> LoadedModels { get; init; } = [];
     [Id(13)] public DateTimeOffset HeartbeatAt { get; init; }
     [Id(14)] public DateTimeOffset StartedAt { get; init; }
+
+    /// <summary>The replicas loaded on this silo with the memory the budget charges them, most recently used first.</summary>
+    [Id(15)] public IReadOnlyList<LoadedReplica> LoadedReplicas { get; init; } = [];
+
+    /// <summary>The silo's memory budget for loaded models (<c>Carml:Silo:ModelMemoryBudgetBytes</c>); 0 = unlimited.</summary>
+    [Id(16)] public long ModelMemoryBudgetBytes { get; init; }
+
+    /// <summary>The memory charged to the loaded replicas.</summary>
+    [Id(17)] public long ModelMemoryUsedBytes { get; init; }
+
+    /// <summary>Replicas unloaded to make room since the silo started.</summary>
+    [Id(18)] public long ModelEvictions { get; init; }
 
     public string Accelerator => Gpus.Count > 0 ? "gpu" : "cpu";
 }

@@ -1,3 +1,5 @@
+using Orleans.Concurrency;
+
 namespace Carml.Orleans.Interfaces;
 
 /// <summary>One registered model version: its manifest, artifact and lifecycle. Key: <c>name/version</c>.</summary>
@@ -23,7 +25,42 @@ public interface IModelGrain : IGrainWithStringKey
     /// <summary>Unloads and forgets the version. Returns false when it was not registered.</summary>
     [Alias("Delete")]
     Task<bool> DeleteAsync();
+
+    /// <summary>
+    /// The registration a replica loads itself from when a request activates it (after its silo died or it was evicted):
+    /// manifest, artifact and the replica count, or null when the version is not registered. Read-only and interleaved,
+    /// so a replica asking while this grain waits on a replica's load never deadlocks.
+    /// </summary>
+    [Alias("GetRegistration"), AlwaysInterleave]
+    Task<ModelRegistration?> GetRegistrationAsync();
+
+    /// <summary>
+    /// Sets how many replicas serve the version (persisted; overrides the manifest's <c>deployment.replicas</c>), loading
+    /// the new ones and unloading the extra ones. InvalidArgument outside 1..64; NotFound when not registered.
+    /// </summary>
+    [Alias("Scale")]
+    Task<ModelStatus> ScaleAsync(int replicas);
+
+    /// <summary>A replica reports that it loaded itself (a request activated it), so the status shows where it runs.</summary>
+    [Alias("ReplicaLoaded"), OneWay]
+    Task ReplicaLoadedAsync(int index, ReplicaInfo info);
+
+    /// <summary>
+    /// A replica reports that it was unloaded without the model grain asking (evicted for memory, collected while idle);
+    /// it reloads on demand. <paramref name="loadId"/> is the <see cref="ReplicaInfo.LoadId"/> of the load that went, so a
+    /// late report about an earlier activation does not hide a newer load.
+    /// </summary>
+    [Alias("ReplicaUnloaded"), OneWay]
+    Task ReplicaUnloadedAsync(int index, string loadId, string reason);
 }
+
+/// <summary>What a replica needs to load itself: the registered manifest and file, and how many replicas there are.</summary>
+[GenerateSerializer, Immutable]
+[Alias("carml.ModelRegistration")]
+public sealed record ModelRegistration(
+    [property: Id(0)] ModelManifest Manifest,
+    [property: Id(1)] ModelArtifact Artifact,
+    [property: Id(2)] int ReplicaCount);
 
 /// <summary>A loaded inference session of one model version. Key: <c>name/version/replica</c>. Not persistent.</summary>
 [Alias("carml.IModelReplicaGrain")]
@@ -47,6 +84,13 @@ public interface IModelReplicaGrain : IGrainWithStringKey
 
     [Alias("Unload")]
     Task UnloadAsync();
+
+    /// <summary>
+    /// Unloads the replica because the silo's memory budget needs the room (its memory is already released there) and
+    /// tells the model grain; the next request re-activates and reloads it.
+    /// </summary>
+    [Alias("Evict")]
+    Task EvictAsync();
 }
 
 /// <summary>What a loaded replica runs on.</summary>
@@ -55,7 +99,14 @@ public interface IModelReplicaGrain : IGrainWithStringKey
 public sealed record ReplicaInfo(
     [property: Id(0)] string ExecutionProvider,
     [property: Id(1)] string SiloAddress,
-    [property: Id(2)] TimeSpan LoadTime);
+    [property: Id(2)] TimeSpan LoadTime)
+{
+    /// <summary>The memory the silo's budget charges for this replica (estimate, see docs/gpu.md).</summary>
+    [Id(3)] public long MemoryBytes { get; init; }
+
+    /// <summary>Identifies this load of the replica (a new one per session loaded).</summary>
+    [Id(4)] public string LoadId { get; init; } = string.Empty;
+}
 
 /// <summary>Counters of one replica's batcher since its session loaded.</summary>
 [GenerateSerializer, Immutable]

@@ -2,6 +2,7 @@ using System.Net;
 using Carml.Orleans.Core;
 using Carml.Orleans.Grains;
 using Carml.Orleans.Grains.Agents;
+using Carml.Orleans.Grains.Placement;
 using Carml.Orleans.Registry;
 using Carml.Orleans.Registry.Catalog;
 using Carml.Orleans.Silo.Telemetry;
@@ -33,6 +34,7 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
+        silo.UseCarmlSiloMetadata(configuration);
         silo.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
         silo.AddCarmlObservability(configuration);
         return silo;
@@ -77,6 +79,7 @@ public static class CarmlSiloBuilderExtensions
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
+        silo.UseCarmlSiloMetadata(configuration);
         silo.Services.AddSingleton(ClusterStorage.CreateRunStore(configuration, dataDirectory));
         silo.AddCarmlObservability(configuration);
         return silo;

@@ -27,7 +27,9 @@ public sealed record ModelVersionDto(
     ArtifactDto Artifact,
     DateTimeOffset RegisteredAt,
     DateTimeOffset? ReadyAt,
-    string? ExecutionProvider)
+    string? ExecutionProvider,
+    int ReplicaCount,
+    IReadOnlyList<ReplicaDto> Replicas)
 {
     public static ModelVersionDto From(ModelStatus status)
     {
@@ -48,8 +50,17 @@ public sealed record ModelVersionDto(
             new ArtifactDto(status.Artifact.Sha256, status.Artifact.SizeBytes),
             status.RegisteredAt,
             status.ReadyAt,
-            status.ExecutionProvider);
+            status.ExecutionProvider,
+            status.ReplicaCount,
+            status.Replicas.Select(ReplicaDto.From).ToArray());
     }
+}
+
+/// <summary>One replica of a version: where it runs, on what, and how it is doing.</summary>
+public sealed record ReplicaDto(int Index, string State, string? Silo, string? ExecutionProvider, string? Reason)
+{
+    public static ReplicaDto From(ReplicaStatus replica) =>
+        new(replica.Index, replica.State.ToString().ToLowerInvariant(), replica.SiloAddress, replica.ExecutionProvider, replica.Reason);
 }
 
 /// <summary>A model name with its versions; <see cref="Latest"/> is the highest.</summary>

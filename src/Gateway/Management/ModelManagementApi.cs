@@ -12,6 +12,9 @@ using Microsoft.Net.Http.Headers;
 
 namespace Carml.Orleans.Gateway.Management;
 
+/// <summary>The body of <c>PUT /api/models/{name}/versions/{version}/replicas</c>.</summary>
+public sealed record ScaleRequest(int? Replicas);
+
 /// <summary>
 /// The REST management API for models and their files: register (multipart manifest + model file, or a manifest that
 /// names a stored artifact), list, get, versions, delete; and the content-addressed artifact store.
@@ -31,6 +34,8 @@ public static class ModelManagementApi
         models.MapGet("/{name}/versions", GetVersionsAsync).WithSummary("A model name with its versions.");
         models.MapGet("/{name}/versions/{version}", GetVersionAsync).WithSummary("One version ('latest' = highest).");
         models.MapDelete("/{name}/versions/{version}", DeleteAsync).WithSummary("Unload and delete one version.");
+        models.MapPut("/{name}/versions/{version}/replicas", ScaleAsync)
+            .WithSummary("Set how many replicas serve one version: body {\"replicas\": N}, 1..64; loads the new ones, unloads the extra ones.");
 
         var artifacts = endpoints.MapGroup("/api/artifacts").WithTags("Artifacts");
         artifacts.MapPost("/", PutArtifactAsync)
@@ -196,6 +201,24 @@ public static class ModelManagementApi
         var deleted = await grains.GetGrain<IModelGrain>(id.Key).DeleteAsync();
         router.Invalidate(name);
         return deleted ? TypedResults.NoContent() : throw ModelException.UnknownModel(id.Name, id.Version);
+    }
+
+    private static async Task<Ok<ModelVersionDto>> ScaleAsync(string name, string version, ScaleRequest? body, ModelRouter router, IGrainFactory grains)
+    {
+        if (body?.Replicas is not { } replicas)
+        {
+            throw ModelException.InvalidArgument("The body must be {\"replicas\": N}.");
+        }
+
+        if (replicas is < 1 or > ManifestValidator.MaxReplicas)
+        {
+            throw ModelException.InvalidArgument($"replicas must be between 1 and {ManifestValidator.MaxReplicas}, got {replicas}.");
+        }
+
+        var id = await router.ResolveVersionAsync(name, version);
+        var status = await grains.GetGrain<IModelGrain>(id.Key).ScaleAsync(replicas);
+        router.Invalidate(name);
+        return TypedResults.Ok(ModelVersionDto.From(status));
     }
 
     private static async Task<Created<ArtifactDto>> PutArtifactAsync(

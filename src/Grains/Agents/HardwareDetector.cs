@@ -25,6 +25,9 @@ public sealed class ConfiguredGpu
     public string Name { get; set; } = "configured GPU";
 
     public long MemoryMegabytes { get; set; }
+
+    /// <summary>The CUDA version to advertise (nvidia-smi's banner would say it); optional.</summary>
+    public string? CudaVersion { get; set; }
 }
 
 /// <summary>
@@ -74,7 +77,7 @@ public sealed class HardwareDetector
     {
         if (options.Value.Gpus is { } configured)
         {
-            return (configured.Select((g, i) => new GpuInfo(i, g.Name, g.MemoryMegabytes * 1024 * 1024, null, null, null)).ToArray(), "configured");
+            return (configured.Select((g, i) => new GpuInfo(i, g.Name, g.MemoryMegabytes * 1024 * 1024, null, g.CudaVersion, null)).ToArray(), "configured");
         }
 
         var query = Run("nvidia-smi", GpuQuery);
