@@ -34,6 +34,7 @@ public static class PredictionRecords
         CreatedAt = createdAt,
         FinishedAt = createdAt + total,
         TraceId = Activity.Current?.TraceId.ToString(),
+        Owner = Security.RequestPrincipal.Owner,
     };
 
     private static TensorSummary Summary(InferenceTensor tensor) =>

@@ -1,0 +1,62 @@
+using Carml.Orleans.Gateway.KServe.Grpc;
+using Carml.Orleans.Gateway.Predictor;
+using Carml.Orleans.Gateway.Predictor.Grpc;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace Carml.Orleans.Gateway.Security;
+
+/// <summary>
+/// The gRPC face of <see cref="ModelAuthorizer"/> and <see cref="InferenceLimits"/>: every call that names a model (or a
+/// predictor of one) needs read on it; inference requests are held to the tensor limits. Runs inside
+/// <see cref="KServe.GrpcErrorInterceptor"/>, which turns refusals into NOT_FOUND / PERMISSION_DENIED / INVALID_ARGUMENT.
+/// </summary>
+public sealed class GrpcAccessInterceptor(ModelAuthorizer authorizer, PredictorService predictors, InferenceLimits limits) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        var caller = context.GetHttpContext().Principal();
+        switch (request)
+        {
+            case ModelInferRequest infer:
+                await authorizer.RequireReadAsync(caller, infer.ModelName, infer.ModelVersion);
+                limits.Check(infer);
+                break;
+            case ModelMetadataRequest metadata:
+                await authorizer.RequireReadAsync(caller, metadata.Name, metadata.Version);
+                break;
+            case ModelReadyRequest ready:
+                await authorizer.RequireReadAsync(caller, ready.Name, ready.Version);
+                break;
+            case PredictorOpenRequest open:
+                await authorizer.RequireReadAsync(caller, open.ModelName, open.ModelVersion);
+                break;
+            case PredictorCloseRequest close:
+                await RequirePredictorAsync(caller, close.PredictorId);
+                break;
+            case ResetRequest reset:
+                await RequirePredictorAsync(caller, reset.PredictorId);
+                break;
+            case PredictImagesRequest images:
+                await RequirePredictorAsync(caller, images.PredictorId);
+                break;
+            case PredictUrlsRequest urls:
+                await RequirePredictorAsync(caller, urls.PredictorId);
+                break;
+            case PredictDatasetRequest dataset:
+                await RequirePredictorAsync(caller, dataset.PredictorId);
+                break;
+        }
+
+        return await continuation(request, context);
+    }
+
+    private async Task RequirePredictorAsync(CarmlPrincipal caller, string id)
+    {
+        if (!caller.Admin)
+        {
+            await authorizer.RequireReadAsync(caller, (await predictors.GetAsync(id)).Model.Name);
+        }
+    }
+}

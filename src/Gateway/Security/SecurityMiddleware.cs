@@ -1,0 +1,213 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Carml.Orleans.Interfaces;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace Carml.Orleans.Gateway.Security;
+
+/// <summary>Which paths need no credentials and which need an admin: one table for HTTP and gRPC.</summary>
+public static class AccessRules
+{
+    private static readonly string[] AlwaysAnonymous =
+    [
+        "/v2/health/live", "/v2/health/ready", "/healthz", "/docs", "/openapi", "/scalar",
+        "/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady", "/grpc.health.v1.Health",
+    ];
+
+    public const string KeysPath = "/api/keys";
+
+    public static bool IsAnonymous(HttpRequest request, AuthOptions options) =>
+        AlwaysAnonymous.Any(p => request.Path.StartsWithSegments(p))
+        || (options.AnonymousMetrics && request.Path.StartsWithSegments("/metrics"))
+        || options.AnonymousPaths.Any(p => request.Path.StartsWithSegments(p));
+
+    public static bool RequiresAdmin(HttpRequest request, AuthOptions options) =>
+        request.Path.StartsWithSegments(KeysPath)
+        || options.AdminPaths.Any(p => request.Path.StartsWithSegments(p))
+        || (request.Path.StartsWithSegments("/api/agents") && !HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method))
+        || (request.Path.StartsWithSegments("/api/datasets") && HttpMethods.IsDelete(request.Method));
+
+    public static bool IsGrpc(HttpRequest request) =>
+        request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true;
+}
+
+/// <summary>
+/// The gateway's front door, after routing and before any endpoint: authenticates the caller (API key or JWT; in open
+/// mode everyone is <see cref="CarmlPrincipal.OpenMode"/>), answers 401 / UNAUTHENTICATED without valid credentials and
+/// 403 / PERMISSION_DENIED on admin routes for non-admins, then applies the per-caller limits. Per-model decisions are
+/// <see cref="ModelAuthorizer"/>'s, at the endpoints.
+/// </summary>
+public sealed partial class SecurityMiddleware(
+    RequestDelegate next, IOptions<AuthOptions> options, CallerRateLimiter limiter, ILogger<SecurityMiddleware> logger)
+{
+    private const string MissingCredentials = "Credentials are required: send 'Authorization: Bearer <API key or JWT>' or 'X-Api-Key: <API key>'.";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var auth = options.Value;
+        var request = context.Request;
+        var anonymous = AccessRules.IsAnonymous(request, auth);
+        CarmlPrincipal? principal;
+        if (!auth.Enabled)
+        {
+            principal = CarmlPrincipal.OpenMode;
+        }
+        else
+        {
+            var result = CarmlSchemes.HasCredential(request) ? await context.AuthenticateAsync(CarmlSchemes.Carml) : AuthenticateResult.NoResult();
+            principal = result.Succeeded ? CarmlPrincipal.From(result.Principal) : null;
+            if (principal is null && !anonymous)
+            {
+                var reason = result.Failure is null ? MissingCredentials : Reason(result.Failure);
+                LogRefused(logger, request.Method, request.Path, reason);
+                await SecurityResponses.RefuseAsync(context, ModelErrorKind.Unauthenticated, reason);
+                return;
+            }
+        }
+
+        if (principal is not null)
+        {
+            context.User = principal.ToClaimsPrincipal();
+            RequestPrincipal.Current = principal;
+        }
+
+        if (anonymous)
+        {
+            await next(context);
+            return;
+        }
+
+        if (AccessRules.RequiresAdmin(request, auth) && principal is { Admin: false })
+        {
+            await SecurityResponses.RefuseAsync(context, ModelErrorKind.PermissionDenied, "This route is for admins.");
+            return;
+        }
+
+        await limiter.RunAsync(context, principal!, next);
+    }
+
+    /// <summary>Why a credential was refused, in words safe to return: never the token or key itself.</summary>
+    private static string Reason(Exception failure) => failure switch
+    {
+        Microsoft.IdentityModel.Tokens.SecurityTokenExpiredException => "The bearer token has expired.",
+        Microsoft.IdentityModel.Tokens.SecurityTokenException => "The bearer token is not valid (signature, issuer, audience, algorithm or lifetime).",
+        ArgumentException => "The bearer token is malformed.",
+        _ => failure.Message,
+    };
+
+    [LoggerMessage(EventId = 7401, Level = LogLevel.Information, Message = "Refused {Method} {Path}: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string method, string path, string reason);
+}
+
+/// <summary>Refusals in each protocol's own shape: a gRPC status for gRPC calls, the API's error body otherwise.</summary>
+public static class SecurityResponses
+{
+    public const string RetryAfterMetadata = "retry-after";
+
+    public static async Task RefuseAsync(HttpContext context, ModelErrorKind kind, string message, TimeSpan? retryAfter = null)
+    {
+        var response = context.Response;
+        var seconds = retryAfter is { } wait ? Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture) : null;
+        if (AccessRules.IsGrpc(context.Request))
+        {
+            // A trailers-only response: gRPC clients read the status (and the retry-after metadata) from the headers.
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "application/grpc";
+            response.Headers["grpc-status"] = ((int)ErrorMapping.ToGrpcStatus(kind)).ToString(CultureInfo.InvariantCulture);
+            response.Headers["grpc-message"] = Uri.EscapeDataString(message);
+            if (seconds is not null)
+            {
+                response.Headers[RetryAfterMetadata] = seconds;
+            }
+
+            await response.CompleteAsync();
+            return;
+        }
+
+        // ApiErrorMiddleware writes the body in the route's shape; these headers survive its reset of the response.
+        response.OnStarting(() =>
+        {
+            if (kind == ModelErrorKind.Unauthenticated)
+            {
+                response.Headers.WWWAuthenticate = "Bearer realm=\"carml\"";
+            }
+
+            if (seconds is not null)
+            {
+                response.Headers.RetryAfter = seconds;
+            }
+
+            return Task.CompletedTask;
+        });
+        throw new ModelException(kind, message);
+    }
+}
+
+/// <summary>
+/// Per-caller limits with <see cref="System.Threading.RateLimiting"/>: a token bucket of requests per window and a
+/// cap on requests in flight, partitioned by API key, else user, else client address. Over a limit: 429 with
+/// <c>Retry-After</c>, or gRPC RESOURCE_EXHAUSTED with <c>retry-after</c> metadata.
+/// </summary>
+public sealed class CallerRateLimiter : IAsyncDisposable
+{
+    private readonly PartitionedRateLimiter<HttpContext>? _limiter;
+
+    public CallerRateLimiter(IOptions<LimitOptions> options)
+    {
+        var limits = options.Value;
+        var parts = new List<PartitionedRateLimiter<HttpContext>>();
+        if (limits.RequestsPerWindow > 0)
+        {
+            parts.Add(PartitionedRateLimiter.Create<HttpContext, string>(context => RateLimitPartition.GetTokenBucketLimiter(
+                PartitionOf(context), _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = limits.RequestsPerWindow,
+                    TokensPerPeriod = limits.RequestsPerWindow,
+                    ReplenishmentPeriod = limits.Window,
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                })));
+        }
+
+        if (limits.ConcurrentRequests > 0)
+        {
+            parts.Add(PartitionedRateLimiter.Create<HttpContext, string>(context => RateLimitPartition.GetConcurrencyLimiter(
+                PartitionOf(context), _ => new ConcurrencyLimiterOptions { PermitLimit = limits.ConcurrentRequests, QueueLimit = 0 })));
+        }
+
+        _limiter = parts.Count switch
+        {
+            0 => null,
+            1 => parts[0],
+            _ => PartitionedRateLimiter.CreateChained(parts.ToArray()),
+        };
+    }
+
+    public async Task RunAsync(HttpContext context, CarmlPrincipal principal, RequestDelegate next)
+    {
+        if (_limiter is null)
+        {
+            await next(context);
+            return;
+        }
+
+        using var lease = _limiter.AttemptAcquire(context);
+        if (!lease.IsAcquired)
+        {
+            var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+            await SecurityResponses.RefuseAsync(context, ModelErrorKind.ResourceExhausted,
+                $"Too many requests from this caller (Carml:Limits); retry after {Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds))} s.", retryAfter);
+            return;
+        }
+
+        await next(context);
+    }
+
+    private static string PartitionOf(HttpContext context) =>
+        CarmlPrincipal.From(context.User) is { IsAnonymous: false } principal
+            ? principal.Partition
+            : "ip:" + context.Connection.RemoteIpAddress;
+
+    public ValueTask DisposeAsync() => _limiter?.DisposeAsync() ?? ValueTask.CompletedTask;
+}
