@@ -84,7 +84,7 @@ public sealed partial class SecurityMiddleware(
             return;
         }
 
-        await limiter.RunAsync(context, principal!, next);
+        await limiter.RunAsync(context, next);
     }
 
     /// <summary>Why a credential was refused, in words safe to return: never the token or key itself.</summary>
@@ -157,6 +157,13 @@ public sealed class CallerRateLimiter : IAsyncDisposable
     {
         var limits = options.Value;
         var parts = new List<PartitionedRateLimiter<HttpContext>>();
+        // In-flight first: a request refused for concurrency does not spend a token of the rate.
+        if (limits.ConcurrentRequests > 0)
+        {
+            parts.Add(PartitionedRateLimiter.Create<HttpContext, string>(context => RateLimitPartition.GetConcurrencyLimiter(
+                PartitionOf(context), _ => new ConcurrencyLimiterOptions { PermitLimit = limits.ConcurrentRequests, QueueLimit = 0 })));
+        }
+
         if (limits.RequestsPerWindow > 0)
         {
             parts.Add(PartitionedRateLimiter.Create<HttpContext, string>(context => RateLimitPartition.GetTokenBucketLimiter(
@@ -170,12 +177,6 @@ public sealed class CallerRateLimiter : IAsyncDisposable
                 })));
         }
 
-        if (limits.ConcurrentRequests > 0)
-        {
-            parts.Add(PartitionedRateLimiter.Create<HttpContext, string>(context => RateLimitPartition.GetConcurrencyLimiter(
-                PartitionOf(context), _ => new ConcurrencyLimiterOptions { PermitLimit = limits.ConcurrentRequests, QueueLimit = 0 })));
-        }
-
         _limiter = parts.Count switch
         {
             0 => null,
@@ -184,7 +185,7 @@ public sealed class CallerRateLimiter : IAsyncDisposable
         };
     }
 
-    public async Task RunAsync(HttpContext context, CarmlPrincipal principal, RequestDelegate next)
+    public async Task RunAsync(HttpContext context, RequestDelegate next)
     {
         if (_limiter is null)
         {
