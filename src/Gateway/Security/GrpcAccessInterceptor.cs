@@ -16,7 +16,11 @@ public sealed class GrpcAccessInterceptor(ModelAuthorizer authorizer, PredictorS
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        var caller = context.GetHttpContext().Principal();
+        // Only calls that name a model need the caller; health calls reach here without one.
+        var caller = request is ModelInferRequest or ModelMetadataRequest or ModelReadyRequest or PredictorOpenRequest or PredictorCloseRequest
+            or ResetRequest or PredictImagesRequest or PredictUrlsRequest or PredictDatasetRequest
+            ? context.GetHttpContext().Principal()
+            : null!;
         switch (request)
         {
             case ModelInferRequest infer:

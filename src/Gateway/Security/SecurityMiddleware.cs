@@ -47,6 +47,13 @@ public sealed partial class SecurityMiddleware(
     {
         var auth = options.Value;
         var request = context.Request;
+        if (ControlCharacterIn(request.Headers) is { } header)
+        {
+            // Kestrel lets bytes such as \x01 through; a credential or name with one is never legitimate.
+            await SecurityResponses.RefuseAsync(context, ModelErrorKind.InvalidArgument, $"Header '{header}' has a control character.");
+            return;
+        }
+
         var anonymous = AccessRules.IsAnonymous(request, auth);
         CarmlPrincipal? principal;
         if (!auth.Enabled)
@@ -85,6 +92,26 @@ public sealed partial class SecurityMiddleware(
         }
 
         await limiter.RunAsync(context, next);
+    }
+
+    /// <summary>The first header whose value has a control character (other than tab), or null.</summary>
+    public static string? ControlCharacterIn(IHeaderDictionary headers)
+    {
+        foreach (var (name, values) in headers)
+        {
+            foreach (var value in values)
+            {
+                foreach (var c in value ?? string.Empty)
+                {
+                    if ((c < ' ' && c != '\t') || c == '\u007F')
+                    {
+                        return name;
+                    }
+                }
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Why a credential was refused, in words safe to return: never the token or key itself.</summary>
