@@ -118,6 +118,10 @@ public static class AccessFilters
             return await next(context);
         });
 
+    /// <summary>Whether the current caller may use an upload as a model or dataset source (theirs, or they are an admin).</summary>
+    public static bool MayUse(UploadInfo upload) =>
+        RequestPrincipal.Current is not { } caller || ModelAuthorizer.CanSee(caller, upload.Owner);
+
     /// <summary>The owner filter for a run search: the caller's own runs, or all of them for an admin.</summary>
     public static string? RunOwnerFilter(HttpContext context) =>
         context.Principal() is { Admin: false } caller ? caller.User : null;

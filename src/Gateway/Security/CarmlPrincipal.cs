@@ -19,6 +19,9 @@ public sealed record CarmlPrincipal(string User, string? Organization, IReadOnly
     /// <summary>Everyone in open mode (authentication off): an admin, so a local install works with no setup.</summary>
     public static CarmlPrincipal OpenMode { get; } = new(AnonymousUser, null, [], Admin: true);
 
+    /// <summary>The claims of <see cref="OpenMode"/>, built once (open mode is the benchmark path).</summary>
+    internal static ClaimsPrincipal OpenModeClaims { get; } = OpenMode.ToClaimsPrincipal();
+
     public bool IsAnonymous => User == AnonymousUser && KeyId is null;
 
     /// <summary>The owner recorded on runs and uploads; none for the anonymous open-mode caller.</summary>
@@ -85,5 +88,5 @@ public static class PrincipalExtensions
 {
     /// <summary>The caller; endpoints behind the gateway's security always have one.</summary>
     public static CarmlPrincipal Principal(this HttpContext context) =>
-        CarmlPrincipal.From(context.User) ?? throw new Interfaces.ModelException(Interfaces.ModelErrorKind.Unauthenticated, "Credentials are required.");
+        context.Items[typeof(CarmlPrincipal)] as CarmlPrincipal ?? CarmlPrincipal.From(context.User) ?? throw new Interfaces.ModelException(Interfaces.ModelErrorKind.Unauthenticated, "Credentials are required.");
 }

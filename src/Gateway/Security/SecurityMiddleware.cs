@@ -17,8 +17,10 @@ public static class AccessRules
 
     public const string KeysPath = "/api/keys";
 
+    /// <summary>Health, OpenAPI, CORS preflights (which never carry credentials) and the configured extra paths.</summary>
     public static bool IsAnonymous(HttpRequest request, AuthOptions options) =>
-        AlwaysAnonymous.Any(p => request.Path.StartsWithSegments(p))
+        HttpMethods.IsOptions(request.Method)
+        || AlwaysAnonymous.Any(p => request.Path.StartsWithSegments(p))
         || (options.AnonymousMetrics && request.Path.StartsWithSegments("/metrics"))
         || options.AnonymousPaths.Any(p => request.Path.StartsWithSegments(p));
 
@@ -59,11 +61,17 @@ public sealed partial class SecurityMiddleware(
         if (!auth.Enabled)
         {
             principal = CarmlPrincipal.OpenMode;
+            context.User = CarmlPrincipal.OpenModeClaims;
         }
         else
         {
             var result = CarmlSchemes.HasCredential(request) ? await context.AuthenticateAsync(CarmlSchemes.Carml) : AuthenticateResult.NoResult();
             principal = result.Succeeded ? CarmlPrincipal.From(result.Principal) : null;
+            if (principal is not null)
+            {
+                context.User = result.Principal!;
+            }
+
             if (principal is null && !anonymous)
             {
                 var reason = result.Failure is null ? MissingCredentials : Reason(result.Failure);
@@ -75,7 +83,7 @@ public sealed partial class SecurityMiddleware(
 
         if (principal is not null)
         {
-            context.User = principal.ToClaimsPrincipal();
+            context.Items[typeof(CarmlPrincipal)] = principal;
             RequestPrincipal.Current = principal;
         }
 
@@ -233,7 +241,7 @@ public sealed class CallerRateLimiter : IAsyncDisposable
     }
 
     private static string PartitionOf(HttpContext context) =>
-        CarmlPrincipal.From(context.User) is { IsAnonymous: false } principal
+        context.Items[typeof(CarmlPrincipal)] is CarmlPrincipal { IsAnonymous: false } principal
             ? principal.Partition
             : "ip:" + context.Connection.RemoteIpAddress;
 

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text;
 using System.Text.Json;
 using Carml.Orleans.Gateway.Security;
 
@@ -149,6 +150,28 @@ public sealed class KeyAndOwnershipTests(SecuredGatewayFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, await Head("bob"));
         Assert.Equal(HttpStatusCode.NotFound, bobGet.StatusCode);
         Assert.Equal(HttpStatusCode.OK, aliceGet.StatusCode);
+    }
+
+    [Fact]
+    public async Task Someone_elses_upload_cannot_be_used_as_a_model_source()
+    {
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/api/uploads");
+        create.Headers.Add("Tus-Resumable", "1.0.0");
+        create.Headers.Add("Upload-Length", "10");
+        using var created = await fixture.As("alice").SendAsync(create, Ct);
+        var id = created.Headers.Location!.ToString().Split('/')[^1];
+        var manifest = TestModels.IrisManifest("from-alices-upload", "1").Replace("  path: iris.onnx", $"  upload: {id}", StringComparison.Ordinal);
+
+        async Task<string> RegisterAs(string user)
+        {
+            using var response = await fixture.As(user).PostAsync("/api/models", new StringContent(manifest, Encoding.UTF8, "application/yaml"), Ct);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            return (await response.JsonAsync()).GetProperty("detail").GetString()!;
+        }
+
+        // alice is told her upload is unfinished; bob is told it does not exist.
+        Assert.Contains("finish the upload first", await RegisterAs("alice"));
+        Assert.Contains("not an upload this server knows", await RegisterAs("bob"));
     }
 
     [Fact]

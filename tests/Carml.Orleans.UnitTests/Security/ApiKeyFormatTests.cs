@@ -58,3 +58,31 @@ public sealed class ApiKeyFormatTests
         Assert.DoesNotContain(secret!, Convert.ToBase64String(hash), StringComparison.Ordinal);
     }
 }
+
+public sealed class KeysCommandTests
+{
+    [Fact]
+    public async Task Keys_new_prints_one_well_formed_key_and_how_to_use_it()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        var code = await KeysCommand.RunAsync(["new"], output, error);
+
+        Assert.Equal(0, code);
+        Assert.True(ApiKeyFormat.TryParse(output.ToString().Trim(), out _, out _), output.ToString());
+        Assert.Contains("Carml__Auth__BootstrapAdminKey", error.ToString());
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("rotate")]
+    [InlineData("create --bogus x")]
+    public async Task Unknown_commands_and_options_print_usage_and_exit_2(string commandLine)
+    {
+        var error = new StringWriter();
+
+        Assert.Equal(2, await KeysCommand.RunAsync(commandLine.Split(' ', StringSplitOptions.RemoveEmptyEntries), new StringWriter(), error));
+        Assert.Contains("usage", error.ToString());
+    }
+}
