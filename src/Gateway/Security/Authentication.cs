@@ -179,12 +179,32 @@ public sealed class JwtBearerSetup(IOptions<AuthOptions> auth) : IConfigureNamed
             yield return "Carml:Auth:Jwt:SigningKey must be at least 32 bytes (256 bits) for HMAC-SHA256.";
         }
 
+        var missing = false;
         foreach (var (file, setting) in new[] { (jwt.PublicKeyFile, "PublicKeyFile"), (jwt.JwksFile, "JwksFile") })
         {
             if (!string.IsNullOrEmpty(file) && !File.Exists(file))
             {
+                missing = true;
                 yield return $"Carml:Auth:Jwt:{setting} '{file}' does not exist.";
             }
+        }
+
+        if (!missing && LoadFailure(jwt) is { } failure)
+        {
+            yield return failure;
+        }
+    }
+
+    /// <summary>Why the configured key files cannot be read as keys, or null when they can.</summary>
+    private static string? LoadFailure(JwtOptions jwt)
+    {
+        try
+        {
+            return SigningKeys(jwt).Count > 0 ? null : "Carml:Auth:Jwt: the key files hold no signing key.";
+        }
+        catch (Exception e) when (e is ArgumentException or CryptographicException or IOException or System.Text.Json.JsonException)
+        {
+            return $"Carml:Auth:Jwt: the public key or JWKS file cannot be read as a key ({e.GetType().Name}).";
         }
     }
 }

@@ -157,6 +157,29 @@ public sealed class PermissionMatrixTests(SecuredGatewayFixture fixture)
     }
 
     [Fact]
+    public async Task Outsiders_cannot_open_predictors_or_start_evaluations_on_a_private_model()
+    {
+        const string name = "private-for-tools";
+        await ModelRegistration.RegisterAsync(fixture.As("alice"), TestModels.IrisManifest(name, "1"), TestModels.Iris.OnnxBytes);
+        var evaluation = $$"""{"model": "{{name}}", "dataset": "no-such-dataset"}""";
+        var predictor = $$"""{"model": "{{name}}"}""";
+
+        using var carolEvaluates = await fixture.As("carol").PostJsonAsync("/api/evaluations", evaluation);
+        using var aliceEvaluates = await fixture.As("alice").PostJsonAsync("/api/evaluations", evaluation);
+        using var carolOpens = await fixture.As("carol").PostJsonAsync("/api/predictors", predictor);
+        using var aliceOpens = await fixture.As("alice").PostJsonAsync("/api/predictors", predictor);
+        var grpcOpen = await Assert.ThrowsAsync<RpcException>(() => new Carml.Orleans.Gateway.Predictor.Grpc.Predict.PredictClient(fixture.Gateway.Channel)
+            .OpenAsync(new Carml.Orleans.Gateway.Predictor.Grpc.PredictorOpenRequest { ModelName = name }, fixture.GrpcAs("carol"), cancellationToken: Ct).ResponseAsync);
+
+        Assert.Equal(HttpStatusCode.NotFound, carolEvaluates.StatusCode);
+        Assert.Equal($"Model '{name}' is not registered.", (await carolEvaluates.JsonAsync()).GetProperty("detail").GetString());
+        Assert.DoesNotContain($"Model '{name}' is not registered.", await aliceEvaluates.Content.ReadAsStringAsync(Ct));
+        Assert.Equal(HttpStatusCode.NotFound, carolOpens.StatusCode);
+        Assert.NotEqual(HttpStatusCode.NotFound, aliceOpens.StatusCode);
+        Assert.Equal(StatusCode.NotFound, grpcOpen.StatusCode);
+    }
+
+    [Fact]
     public async Task Names_registered_before_access_control_are_for_admins_only()
     {
         // The sample model is registered at start, with no owner: only admins see it.
