@@ -162,6 +162,36 @@ public sealed class AuthenticationTests(SecuredGatewayFixture fixture)
     }
 
     [Fact]
+    public async Task Admin_only_grpc_services_answer_permission_denied_to_others()
+    {
+        var reflection = new Grpc.Reflection.V1Alpha.ServerReflection.ServerReflectionClient(fixture.Gateway.Channel);
+
+        async Task<StatusCode> ListServices(string user)
+        {
+            using var call = reflection.ServerReflectionInfo(fixture.GrpcAs(user), cancellationToken: Ct);
+            try
+            {
+                await call.RequestStream.WriteAsync(new Grpc.Reflection.V1Alpha.ServerReflectionRequest { ListServices = "" }, Ct);
+                await call.RequestStream.CompleteAsync();
+                await foreach (var response in call.ResponseStream.ReadAllAsync(Ct))
+                {
+                    Assert.Contains(response.ListServicesResponse.Service, s => s.Name == "inference.GRPCInferenceService");
+                }
+
+                return StatusCode.OK;
+            }
+            catch (RpcException e)
+            {
+                return e.StatusCode;
+            }
+        }
+
+        Assert.Equal(StatusCode.OK, await ListServices("admin"));
+        Assert.Equal(StatusCode.PermissionDenied, await ListServices("bob"));
+        Assert.Equal(StatusCode.Unauthenticated, await ListServices("anonymous"));
+    }
+
+    [Fact]
     public async Task Non_bearer_authorization_schemes_get_401()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/models");

@@ -53,6 +53,9 @@ public sealed class SecuredGatewayFixture : IAsyncLifetime
             ["Carml:Auth:Jwt:Audience"] = Audience,
             ["Carml:Auth:Jwt:SigningKey"] = JwtSecret,
             ["Carml:Auth:Jwt:PublicKeyFile"] = pem,
+            // Service discovery over gRPC for admins only, as an operator may choose.
+            ["Carml:Auth:AdminPaths:0"] = "/dashboard",
+            ["Carml:Auth:AdminPaths:1"] = "/grpc.reflection.v1alpha.ServerReflection",
             ["Carml:Runs:Record"] = "All",
             ["Logging:LogLevel:Default"] = "Information",
             ["Logging:LogLevel:Microsoft.AspNetCore"] = "Debug",
