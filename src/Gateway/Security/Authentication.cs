@@ -39,6 +39,53 @@ public static class CarmlSchemes
     }
 
     public static bool HasCredential(HttpRequest request) => Credential(request) is { ApiKey: not null } or { Bearer: true };
+
+    /// <summary>The bearer token when it is not an API key (so a JWT, if anything), else null.</summary>
+    public static string? BearerToken(HttpRequest request) =>
+        Credential(request) is { ApiKey: null, Bearer: true } && request.Headers.Authorization.FirstOrDefault() is { } header
+            && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+            ? header["Bearer ".Length..].Trim()
+            : null;
+}
+
+/// <summary>
+/// Callers that already proved a JWT, by the exact token, until the token expires (at most five minutes): a client
+/// sends the same token for many requests, and a signature check per request would cost more than the inference. A
+/// changed byte is a different token and is validated in full; refused tokens are never kept.
+/// </summary>
+public sealed class JwtPrincipalCache(TimeProvider time)
+{
+    private const int Capacity = 10_000;
+    private static readonly TimeSpan MaxAge = TimeSpan.FromMinutes(5);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (CarmlPrincipal Principal, DateTimeOffset Until)> _entries = new(StringComparer.Ordinal);
+
+    public bool TryGet(string token, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CarmlPrincipal? principal)
+    {
+        if (_entries.TryGetValue(token, out var entry) && entry.Until > time.GetUtcNow())
+        {
+            principal = entry.Principal;
+            return true;
+        }
+
+        principal = null;
+        return false;
+    }
+
+    public void Add(string token, CarmlPrincipal principal, DateTimeOffset? expires)
+    {
+        if (expires is not { } exp)
+        {
+            return;
+        }
+
+        if (_entries.Count >= Capacity)
+        {
+            _entries.Clear();
+        }
+
+        var cap = time.GetUtcNow() + MaxAge;
+        _entries[token] = (principal, exp < cap ? exp : cap);
+    }
 }
 
 /// <summary>Authenticates <c>carml_…</c> API keys against <see cref="ApiKeyStore"/>.</summary>
@@ -110,6 +157,7 @@ public sealed class JwtBearerSetup(IOptions<AuthOptions> auth) : IConfigureNamed
                 if (ToPrincipal(context.Principal!, jwt) is { } principal)
                 {
                     context.Principal = principal.ToClaimsPrincipal();
+                    context.Properties.ExpiresUtc = new DateTimeOffset(DateTime.SpecifyKind(context.SecurityToken.ValidTo, DateTimeKind.Utc));
                 }
                 else
                 {

@@ -35,6 +35,7 @@ public static class SecurityHosting
         }
 
         services.AddSingleton<ApiKeyStore>();
+        services.AddSingleton<JwtPrincipalCache>();
         services.AddSingleton<ModelAuthorizer>();
         services.AddSingleton<InferenceLimits>();
         services.AddSingleton<CallerRateLimiter>();

@@ -41,7 +41,7 @@ public static class AccessRules
 /// <see cref="ModelAuthorizer"/>'s, at the endpoints.
 /// </summary>
 public sealed partial class SecurityMiddleware(
-    RequestDelegate next, IOptions<AuthOptions> options, CallerRateLimiter limiter, ILogger<SecurityMiddleware> logger)
+    RequestDelegate next, IOptions<AuthOptions> options, CallerRateLimiter limiter, JwtPrincipalCache tokens, ILogger<SecurityMiddleware> logger)
 {
     private const string MissingCredentials = "Credentials are required: send 'Authorization: Bearer <API key or JWT>' or 'X-Api-Key: <API key>'.";
 
@@ -63,6 +63,11 @@ public sealed partial class SecurityMiddleware(
             principal = CarmlPrincipal.OpenMode;
             context.User = CarmlPrincipal.OpenModeClaims;
         }
+        else if (CarmlSchemes.BearerToken(request) is { } token && tokens.TryGet(token, out var known))
+        {
+            principal = known;
+            context.User = known.ToClaimsPrincipal();
+        }
         else
         {
             var result = CarmlSchemes.HasCredential(request) ? await context.AuthenticateAsync(CarmlSchemes.Carml) : AuthenticateResult.NoResult();
@@ -70,6 +75,10 @@ public sealed partial class SecurityMiddleware(
             if (principal is not null)
             {
                 context.User = result.Principal!;
+                if (principal.KeyId is null && CarmlSchemes.BearerToken(request) is { } validated)
+                {
+                    tokens.Add(validated, principal, result.Properties?.ExpiresUtc);
+                }
             }
 
             if (principal is null && !anonymous)
