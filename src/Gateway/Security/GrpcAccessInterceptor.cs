@@ -17,39 +17,36 @@ public sealed class GrpcAccessInterceptor(ModelAuthorizer authorizer, PredictorS
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
         // Only calls that name a model need the caller; health calls reach here without one.
-        var caller = request is ModelInferRequest or ModelMetadataRequest or ModelReadyRequest or PredictorOpenRequest or PredictorCloseRequest
-            or ResetRequest or PredictImagesRequest or PredictUrlsRequest or PredictDatasetRequest
-            ? context.GetHttpContext().Principal()
-            : null!;
+        CarmlPrincipal Caller() => context.GetHttpContext().Principal();
         switch (request)
         {
             case ModelInferRequest infer:
-                await authorizer.RequireReadAsync(caller, infer.ModelName, infer.ModelVersion);
+                await authorizer.RequireReadAsync(Caller(), infer.ModelName, infer.ModelVersion);
                 limits.Check(infer);
                 break;
             case ModelMetadataRequest metadata:
-                await authorizer.RequireReadAsync(caller, metadata.Name, metadata.Version);
+                await authorizer.RequireReadAsync(Caller(), metadata.Name, metadata.Version);
                 break;
             case ModelReadyRequest ready:
-                await authorizer.RequireReadAsync(caller, ready.Name, ready.Version);
+                await authorizer.RequireReadAsync(Caller(), ready.Name, ready.Version);
                 break;
             case PredictorOpenRequest open:
-                await authorizer.RequireReadAsync(caller, open.ModelName, open.ModelVersion);
+                await authorizer.RequireReadAsync(Caller(), open.ModelName, open.ModelVersion);
                 break;
             case PredictorCloseRequest close:
-                await RequirePredictorAsync(caller, close.PredictorId);
+                await RequirePredictorAsync(Caller(), close.PredictorId);
                 break;
             case ResetRequest reset:
-                await RequirePredictorAsync(caller, reset.PredictorId);
+                await RequirePredictorAsync(Caller(), reset.PredictorId);
                 break;
             case PredictImagesRequest images:
-                await RequirePredictorAsync(caller, images.PredictorId);
+                await RequirePredictorAsync(Caller(), images.PredictorId);
                 break;
             case PredictUrlsRequest urls:
-                await RequirePredictorAsync(caller, urls.PredictorId);
+                await RequirePredictorAsync(Caller(), urls.PredictorId);
                 break;
             case PredictDatasetRequest dataset:
-                await RequirePredictorAsync(caller, dataset.PredictorId);
+                await RequirePredictorAsync(Caller(), dataset.PredictorId);
                 break;
         }
 

@@ -127,15 +127,25 @@ public sealed class ModelAuthorizer(IGrainFactory grains, IOptions<AuthOptions> 
     public async Task<ModelAccessDto> GetDtoAsync(CarmlPrincipal caller, string name)
     {
         await RequireReadAsync(caller, name);
-        await EnsureExistsAsync(name);
-        return ModelAccessDto.From(name, await GetAsync(name));
+        var access = await GetAsync(name);
+        if (access is null)
+        {
+            await EnsureExistsAsync(name);
+        }
+
+        return ModelAccessDto.From(name, access);
     }
 
     public async Task<ModelAccessDto> SetAsync(CarmlPrincipal caller, string name, ModelAccessRequest request)
     {
         await RequireWriteAsync(caller, name);
-        await EnsureExistsAsync(name);
         var current = await GetAsync(name);
+        if (current is null)
+        {
+            // A name nobody owns must at least have been registered; an owned name stays its owner's with no versions.
+            await EnsureExistsAsync(name);
+        }
+
         var parsed = ParseVisibility(request.Visibility ?? throw ModelException.InvalidArgument("visibility is required: private, group, organization or public."), request.Groups ?? []);
         var changesOwner = request.OwnerUser is not null || request.OwnerOrganization is not null;
         if (changesOwner && !caller.Admin)

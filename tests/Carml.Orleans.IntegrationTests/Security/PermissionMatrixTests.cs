@@ -180,6 +180,25 @@ public sealed class PermissionMatrixTests(SecuredGatewayFixture fixture)
     }
 
     [Fact]
+    public async Task A_deleted_name_stays_its_owners_until_an_admin_reassigns_it()
+    {
+        const string name = "reserved-name";
+        await ModelRegistration.RegisterAsync(fixture.As("alice"), TestModels.IrisManifest(name, "1"), TestModels.Iris.OnnxBytes);
+        using var deleted = await fixture.As("alice").DeleteAsync($"/api/models/{name}/versions/1", Ct);
+        Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+
+        using var taken = await fixture.As("carol").PostAsync("/api/models", ModelRegistration.Multipart(TestModels.IrisManifest(name, "1"), TestModels.Iris.OnnxBytes), Ct);
+        using var reassigned = await fixture.As("admin").PutAsync($"/api/models/{name}/access",
+            new StringContent("""{"visibility": "private", "owner_user": "carol", "owner_organization": "c"}""", System.Text.Encoding.UTF8, "application/json"), Ct);
+        await ModelRegistration.RegisterAsync(fixture.As("carol"), TestModels.IrisManifest(name, "1"), TestModels.Iris.OnnxBytes);
+        using var aliceReads = await fixture.As("alice").GetAsync($"/v2/models/{name}", Ct);
+
+        Assert.Equal(HttpStatusCode.NotFound, taken.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, reassigned.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, aliceReads.StatusCode);
+    }
+
+    [Fact]
     public async Task Names_registered_before_access_control_are_for_admins_only()
     {
         // The sample model is registered at start, with no owner: only admins see it.
