@@ -84,6 +84,8 @@ public sealed record CreatedApiKey(string Key, ApiKeyDto ApiKey);
 /// </summary>
 public sealed class ApiKeyStore(IGrainFactory grains, IOptions<AuthOptions> options, TimeProvider time)
 {
+    private const int CacheCapacity = 100_000;
+
     private readonly ConcurrentDictionary<string, (ApiKeyRecord? Record, long Expires)> _cache = new(StringComparer.Ordinal);
     private readonly Lazy<ApiKeyRecord?> _bootstrap = new(() => Bootstrap(options.Value, time));
 
@@ -184,6 +186,11 @@ public sealed class ApiKeyStore(IGrainFactory grains, IOptions<AuthOptions> opti
         }
 
         var record = await grains.GetGrain<IApiKeyGrain>(id).GetAsync();
+        if (_cache.Count >= CacheCapacity)
+        {
+            _cache.Clear(); // unknown ids are remembered too; a flood of made-up keys must not grow memory without bound
+        }
+
         _cache[id] = (record, now + (long)(options.Value.KeyCacheSeconds * time.TimestampFrequency));
         return record;
     }

@@ -23,6 +23,7 @@ public sealed record ModelAccessDto(string Name, string? OwnerUser, string? Owne
 /// </summary>
 public sealed class ModelAuthorizer(IGrainFactory grains, IOptions<AuthOptions> options, TimeProvider time)
 {
+    private const int CacheCapacity = 100_000;
     private readonly ConcurrentDictionary<string, (ModelAccess? Access, long Expires)> _cache = new(StringComparer.Ordinal);
 
     public static bool CanRead(CarmlPrincipal caller, ModelAccess? access) =>
@@ -208,8 +209,15 @@ public sealed class ModelAuthorizer(IGrainFactory grains, IOptions<AuthOptions> 
         return access;
     }
 
-    private void Remember(string name, ModelAccess? access) =>
+    private void Remember(string name, ModelAccess? access)
+    {
+        if (_cache.Count >= CacheCapacity)
+        {
+            _cache.Clear(); // names that do not exist are remembered too; made-up names must not grow memory without bound
+        }
+
         _cache[name] = (access, time.GetTimestamp() + (long)(options.Value.AccessCacheSeconds * time.TimestampFrequency));
+    }
 
     private static ModelException Hidden(string name, string? version) =>
         ModelException.UnknownModel(name, string.IsNullOrEmpty(version) || version.Equals("latest", StringComparison.OrdinalIgnoreCase) ? null : version);
