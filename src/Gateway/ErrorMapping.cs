@@ -18,6 +18,8 @@ public static class ErrorMapping
         ModelErrorKind.DeadlineExceeded => StatusCodes.Status504GatewayTimeout,
         ModelErrorKind.FailedPrecondition => StatusCodes.Status400BadRequest,
         ModelErrorKind.Conflict => StatusCodes.Status409Conflict,
+        ModelErrorKind.Unauthenticated => StatusCodes.Status401Unauthorized,
+        ModelErrorKind.PermissionDenied => StatusCodes.Status403Forbidden,
         _ => StatusCodes.Status500InternalServerError,
     };
 
@@ -31,6 +33,8 @@ public static class ErrorMapping
         ModelErrorKind.DeadlineExceeded => StatusCode.DeadlineExceeded,
         ModelErrorKind.FailedPrecondition => StatusCode.FailedPrecondition,
         ModelErrorKind.Conflict => StatusCode.FailedPrecondition,
+        ModelErrorKind.Unauthenticated => StatusCode.Unauthenticated,
+        ModelErrorKind.PermissionDenied => StatusCode.PermissionDenied,
         _ => StatusCode.Internal,
     };
 

@@ -8,6 +8,7 @@ using Carml.Orleans.Gateway.Management;
 using Carml.Orleans.Gateway.Observability;
 using Carml.Orleans.Gateway.Predictor;
 using Carml.Orleans.Gateway.Routing;
+using Carml.Orleans.Gateway.Security;
 using Carml.Orleans.Gateway.Standalone;
 using Carml.Orleans.Gateway.Uploads;
 using Carml.Orleans.Grains;
@@ -79,6 +80,7 @@ public static class GatewayHost
         });
         builder.Services.AddSingleton<GrpcErrorInterceptor>(); // one instance, not one per call
         builder.Services.AddGrpcReflection();
+        builder.AddCarmlSecurity(host); // Carml:Auth, Carml:Limits: authentication, authorization, rate limits
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ModelRouter>();
         builder.Services.AddOptions<RunRecorderOptions>()
@@ -112,6 +114,7 @@ public static class GatewayHost
         app.UseMiddleware<RequestSizeLimitMiddleware>();
         app.UseHttpMethodOverride(); // tus clients behind proxies that block PATCH/DELETE send X-HTTP-Method-Override
         app.UseRouting();
+        app.UseCarmlSecurity();
         app.MapKServeHttp();
         app.MapModelManagement();
         app.MapTusUploads();

@@ -1,6 +1,11 @@
 using Carml.Orleans.Gateway;
 using Carml.Orleans.Silo;
 
+if (args is ["keys", ..])
+{
+    return await Carml.Orleans.Gateway.Security.KeysCommand.RunAsync(args[1..], Console.Out, Console.Error);
+}
+
 try
 {
     var app = GatewayHost.Build(args);

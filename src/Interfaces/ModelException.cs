@@ -31,6 +31,12 @@ public enum ModelErrorKind
 
     /// <summary>The request conflicts with the resource's state, e.g. cancelling a finished evaluation (HTTP 409, gRPC FAILED_PRECONDITION).</summary>
     Conflict = 9,
+
+    /// <summary>The caller did not prove who it is: no, a malformed, an unknown or an expired credential (HTTP 401, gRPC UNAUTHENTICATED).</summary>
+    Unauthenticated = 10,
+
+    /// <summary>The caller is known but may not do this (HTTP 403, gRPC PERMISSION_DENIED).</summary>
+    PermissionDenied = 11,
 }
 
 /// <summary>A refused model operation, with every problem found, not just the first.</summary>

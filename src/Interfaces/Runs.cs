@@ -110,6 +110,9 @@ public sealed record RunQuery
     [Id(7)] public KeyValuePair<string, string>? Label { get; init; }
     [Id(8)] public int PageSize { get; init; } = 50;
     [Id(9)] public string? PageToken { get; init; }
+
+    /// <summary>Only runs of this owner (the gateway narrows non-admin searches to the caller's own runs).</summary>
+    [Id(10)] public string? Owner { get; init; }
 }
 
 [GenerateSerializer, Immutable]

@@ -65,6 +65,7 @@ public sealed class PostgresRunStore(string connectionString) : IRunStore
         if (query.Model is { } m) Filter("model", "=", m);
         if (query.Version is { } v) Filter("version", "=", v);
         if (query.Agent is { } a) Filter("agent", "=", a);
+        if (query.Owner is { } o) Filter("record->>'owner'", "=", o);
         if (query.Status is { } s) Filter("status", "=", Name(s));
         if (query.Kind is { } k) Filter("kind", "=", Name(k));
         if (query.From is { } from) Filter("created_at", ">=", from.ToUniversalTime());

@@ -82,6 +82,7 @@ public sealed class SqliteRunStore : IRunStore
         if (query.Model is { } m) Filter("model = $model", "$model", m);
         if (query.Version is { } v) Filter("version = $version", "$version", v);
         if (query.Agent is { } a) Filter("agent = $agent", "$agent", a);
+        if (query.Owner is { } o) Filter("json_extract(record, '$.owner') = $owner", "$owner", o);
         if (query.Status is { } s) Filter("status = $status", "$status", Name(s));
         if (query.Kind is { } k) Filter("kind = $kind", "$kind", Name(k));
         if (query.From is { } from) Filter("created_ticks >= $from", "$from", from.UtcTicks);

@@ -24,9 +24,10 @@ public static class ModelRegistration
         return content;
     }
 
-    public static async Task<JsonElement> RegisterAsync(HttpClient http, string manifest, byte[] model)
+    public static async Task<JsonElement> RegisterAsync(HttpClient http, string manifest, byte[] model, string? visibility = null)
     {
-        using var response = await http.PostAsync("/api/models", Multipart(manifest, model), TestContext.Current.CancellationToken);
+        var path = visibility is null ? "/api/models" : $"/api/models?visibility={Uri.EscapeDataString(visibility)}";
+        using var response = await http.PostAsync(path, Multipart(manifest, model), TestContext.Current.CancellationToken);
         var body = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"Registration answered {(int)response.StatusCode}: {body}");
         return JsonDocument.Parse(body).RootElement.Clone();

@@ -66,6 +66,19 @@ public abstract class RunStoreContract
     }
 
     [Fact]
+    public async Task Owner_filter_finds_only_that_owners_runs()
+    {
+        var store = await CreateStoreAsync();
+        await store.SaveAsync([Run(1) with { Owner = "alice" }, Run(2) with { Owner = "bob" }, Run(3), Run(4) with { Owner = "alice" }], Ct);
+
+        var alice = await store.SearchAsync(new RunQuery { Owner = "alice" }, Ct);
+        var nobody = await store.SearchAsync(new RunQuery { Owner = "carol" }, Ct);
+
+        Assert.Equal(["alice", "alice"], alice.Runs.Select(r => r.Owner));
+        Assert.Empty(nobody.Runs);
+    }
+
+    [Fact]
     public async Task Every_filter_narrows_the_search()
     {
         var store = await CreateStoreAsync();

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Carml.Orleans.Core;
 using Carml.Orleans.Gateway.Routing;
+using Carml.Orleans.Gateway.Security;
 using Carml.Orleans.Interfaces;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -12,7 +13,7 @@ public static class KServeHttpApi
 {
     public static IEndpointRouteBuilder MapKServeHttp(this IEndpointRouteBuilder endpoints)
     {
-        var v2 = endpoints.MapGroup("/v2").WithTags("KServe v2");
+        var v2 = endpoints.MapGroup("/v2").WithTags("KServe v2").RequireModelAccess();
         v2.MapGet("/health/live", () => Results.Ok(new { live = true }));
         v2.MapGet("/health/ready", async (KServeServer server, CancellationToken ct) =>
             await server.IsReadyAsync(ct) ? Results.Ok(new { ready = true }) : Results.Json(new { ready = false }, statusCode: 503));
@@ -60,6 +61,7 @@ public static class KServeHttpApi
         var headerLength = ParseHeaderLength(context.Request);
         var body = await ReadBodyAsync(context.Request, context.RequestAborted);
         var request = KServeHttpCodec.Decode(body, headerLength);
+        context.RequestServices.GetRequiredService<InferenceLimits>().Check(request.Request);
         // A client that goes away takes its request out of the replica's queue.
         var response = await router.InferAsync(name, version, request.Request, context.RequestAborted);
 

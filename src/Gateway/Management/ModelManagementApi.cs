@@ -1,6 +1,7 @@
 using System.Text;
 using Carml.Orleans.Core;
 using Carml.Orleans.Gateway.Routing;
+using Carml.Orleans.Gateway.Security;
 using Carml.Orleans.Interfaces;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -26,7 +27,7 @@ public static class ModelManagementApi
 
     public static IEndpointRouteBuilder MapModelManagement(this IEndpointRouteBuilder endpoints)
     {
-        var models = endpoints.MapGroup("/api/models").WithTags("Models");
+        var models = endpoints.MapGroup("/api/models").WithTags("Models").RequireModelAccess(writeUnlessGet: true);
         models.MapPost("/", RegisterAsync)
             .WithSummary("Register a model version: multipart parts 'manifest' (YAML or JSON) and 'model' (ONNX file), or a manifest body whose source.sha256 names a stored artifact.");
         models.MapGet("/", ListAsync).WithSummary("List models by name, paginated with page_size and page_token.");
@@ -73,10 +74,13 @@ public static class ModelManagementApi
             }
 
             var manifest = ManifestReader.Parse(manifestText);
+            await using var claim = await request.HttpContext.RequestServices.GetRequiredService<ModelAuthorizer>()
+                .ClaimAsync(request.HttpContext.Principal(), manifest.Name, request.Query["visibility"].FirstOrDefault());
             await sources.ResolveAsync(manifest, sent, resolution, cancellationToken);
             var artifact = resolution.Artifact!;
             var status = await grains.GetGrain<IModelGrain>(manifest.Id.Key).RegisterAsync(manifest, artifact);
             router.Invalidate(manifest.Name);
+            claim.Keep();
             resolution.Added.Clear();
             return TypedResults.Created($"/api/models/{manifest.Name}/versions/{manifest.Version}", ModelVersionDto.From(status));
         }
@@ -169,13 +173,16 @@ public static class ModelManagementApi
 
     private static async Task<Ok<ModelListDto>> ListAsync(
         IGrainFactory grains,
+        HttpContext context,
+        ModelAuthorizer authorizer,
         [FromQuery(Name = "page_size")] int? pageSize,
         [FromQuery(Name = "page_token")] string? pageToken)
     {
         var page = await grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey)
             .ListAsync(pageToken, pageSize ?? DefaultPageSize);
+        var readable = await authorizer.FilterReadableAsync(context.Principal(), page.Models, m => m.Name);
         return TypedResults.Ok(new ModelListDto(
-            page.Models.Select(m => new ModelSummaryDto(m.Name, m.Versions, m.Latest)).ToArray(),
+            readable.Select(m => new ModelSummaryDto(m.Name, m.Versions, m.Latest)).ToArray(),
             page.NextPageToken));
     }
 

@@ -59,7 +59,7 @@ public sealed class ModelSourceResolver(
         else if (source.Upload is { } uploadId)
         {
             var upload = UploadFileStore.IsUploadId(uploadId) ? await grains.GetGrain<IUploadGrain>(uploadId).GetAsync() : null;
-            if (upload is null || upload.State is UploadState.Terminated)
+            if (upload is null || upload.State is UploadState.Terminated || !Security.AccessFilters.MayUse(upload))
             {
                 throw ModelException.InvalidArgument($"source.upload {uploadId} is not an upload this server knows.");
             }

@@ -1,4 +1,5 @@
 using Carml.Orleans.Core;
+using Carml.Orleans.Gateway.Security;
 using Carml.Orleans.Interfaces;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -20,11 +21,11 @@ public static class RunApi
 {
     public static IEndpointRouteBuilder MapRuns(this IEndpointRouteBuilder endpoints)
     {
-        var runs = endpoints.MapGroup("/api/runs").WithTags("Runs");
+        var runs = endpoints.MapGroup("/api/runs").WithTags("Runs").RequireRunAccess();
         runs.MapGet("/", SearchAsync).WithSummary("Search runs: model, version, agent, status, kind, from, to, label=key:value; newest first, page_size and page_token.");
         runs.MapGet("/{id}", GetRunAsync).WithSummary("One run.");
 
-        var evaluations = endpoints.MapGroup("/api/evaluations").WithTags("Evaluations");
+        var evaluations = endpoints.MapGroup("/api/evaluations").WithTags("Evaluations").RequireEvaluationAccess();
         evaluations.MapPost("/", StartAsync).WithSummary("Evaluate a model on a registered CSV dataset; answers at once with the running record.");
         evaluations.MapGet("/compare", CompareAsync).WithSummary("Evaluations side by side: ids=a,b,…");
         evaluations.MapGet("/{id}", GetEvaluationAsync).WithSummary("An evaluation with its progress, and its result once finished.");
@@ -34,6 +35,7 @@ public static class RunApi
 
     private static async Task<Ok<RunPageDto>> SearchAsync(
         IRunStore store,
+        HttpContext context,
         string? model, string? version, string? agent, string? status, string? kind, DateTimeOffset? from, DateTimeOffset? to, string? label,
         [FromQuery(Name = "page_size")] int? pageSize,
         [FromQuery(Name = "page_token")] string? pageToken,
@@ -51,6 +53,7 @@ public static class RunApi
             Label = ParseLabel(label),
             PageSize = pageSize ?? 50,
             PageToken = pageToken,
+            Owner = AccessFilters.RunOwnerFilter(context),
         };
         var page = await store.SearchAsync(query, cancellationToken);
         return TypedResults.Ok(new RunPageDto(page.Runs, page.NextPageToken));
@@ -78,6 +81,7 @@ public static class RunApi
             LabelColumn = request.LabelColumn,
             Output = request.Output,
             Labels = request.Labels ?? [],
+            Owner = RequestPrincipal.Owner,
         });
         return TypedResults.Accepted($"/api/evaluations/{id}", record);
     }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Carml.Orleans.Gateway.Security;
 using Carml.Orleans.Interfaces;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -47,7 +48,7 @@ public static class PredictorApi
 {
     public static IEndpointRouteBuilder MapPredictors(this IEndpointRouteBuilder endpoints)
     {
-        var predictors = endpoints.MapGroup("/api/predictors").WithTags("Predictors");
+        var predictors = endpoints.MapGroup("/api/predictors").WithTags("Predictors").RequirePredictorAccess();
         predictors.MapPost("/", OpenAsync).WithSummary("Open a predictor on a model version.");
         predictors.MapGet("/{id}", GetAsync).WithSummary("A predictor: model, options, usage and when it expires.");
         predictors.MapDelete("/{id}", CloseAsync).WithSummary("Close a predictor.");

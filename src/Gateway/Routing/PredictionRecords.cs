@@ -34,6 +34,7 @@ public static class PredictionRecords
         CreatedAt = createdAt,
         FinishedAt = createdAt + total,
         TraceId = Activity.Current is { Recorded: true } traced ? traced.TraceId.ToHexString() : null, // only traces that were kept
+        Owner = Security.RequestPrincipal.Owner,
     };
 
     private static TensorSummary Summary(InferenceTensor tensor) =>

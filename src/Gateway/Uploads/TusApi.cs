@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Carml.Orleans.Core;
+using Carml.Orleans.Gateway.Security;
 using Carml.Orleans.Interfaces;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
@@ -18,7 +19,7 @@ public static partial class TusApi
 
     public static IEndpointRouteBuilder MapTusUploads(this IEndpointRouteBuilder endpoints)
     {
-        var uploads = endpoints.MapGroup(Prefix).WithTags("Uploads (tus 1.0.0)");
+        var uploads = endpoints.MapGroup(Prefix).WithTags("Uploads (tus 1.0.0)").RequireUploadAccess();
 
         // Every refusal from an upload grain (lost lease, gone, offset moved) answers with its tus status, wherever
         // in a handler it happens.
@@ -123,7 +124,7 @@ public static partial class TusApi
         var id = UploadFileStore.NewId();
         var grain = grains.GetGrain<IUploadGrain>(id);
         var upload = await grain.CreateAsync(new UploadCreation(
-            length, metadata, request.Headers[TusProtocol.UploadMetadata].FirstOrDefault(), time.GetUtcNow() + options.Value.Expiration, null));
+            length, metadata, request.Headers[TusProtocol.UploadMetadata].FirstOrDefault(), time.GetUtcNow() + options.Value.Expiration, RequestPrincipal.Owner));
         files.OpenForAppend(id, 0).Dispose();
 
         context.Response.Headers.Location = $"{Prefix}/{id}";
