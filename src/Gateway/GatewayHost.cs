@@ -78,7 +78,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<GrpcErrorInterceptor>(); // one instance, not one per call
         builder.Services.AddGrpcReflection();
         builder.Services.TryAddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ModelRouter>();
+        builder.Services.AddModelRouting();
         builder.Services.AddOptions<RunRecorderOptions>()
             .Bind(builder.Configuration.GetSection(RunRecorderOptions.Section))
             .Validate(o => o.SampleRate is >= 0 and <= 1 && o.BufferSize > 0 && o.BatchSize > 0, "Carml:Runs: SampleRate in [0, 1], BufferSize and BatchSize positive.")
