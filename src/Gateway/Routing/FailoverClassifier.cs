@@ -31,8 +31,8 @@ public static class FailoverClassifier
         ModelException { Kind: ModelErrorKind.Unavailable } => FailureKind.ReplicaUnavailable,
         ModelException { Kind: ModelErrorKind.ResourceExhausted } => FailureKind.ReplicaBusy,
         ModelException => FailureKind.Final,
+        _ when IsSiloGone(exception) => FailureKind.SiloGone, // before cancellations: ConnectionAbortedException is one
         OperationCanceledException => FailureKind.Final,
-        _ when IsSiloGone(exception) => FailureKind.SiloGone,
         _ => FailureKind.Final,
     };
 
