@@ -12,7 +12,7 @@ public sealed class FailoverOptions
 
     /// <summary>Tries per request, the first included; 1 turns retries off.</summary>
     [Range(1, 100)]
-    public int MaxAttempts { get; set; } = 6;
+    public int MaxAttempts { get; set; } = 10;
 
     /// <summary>
     /// How long after a request arrived the gateway may still start a retry when the request carries no deadline of
@@ -27,7 +27,7 @@ public sealed class FailoverOptions
 
     /// <summary>Longest pause between two tries.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
-    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How long a replica that failed because its silo is gone (or it was unavailable) is skipped when another is healthy.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
