@@ -250,7 +250,9 @@ public sealed partial class ModelRouter(
         var model = route is null ? $"Model '{name}'" : $"Model '{route.Id.Name}' version '{route.Id.Version}'";
         return deadlinePassed
             ? new ModelException(ModelErrorKind.DeadlineExceeded, $"{model} could not be served before the request's deadline ({attempts} tries; last: {last.Message}).")
-            : new ModelException(ModelErrorKind.Unavailable, $"{model} has no replica that can serve now ({attempts} tries; last: {last.Message}); retry shortly.");
+            : last is ModelException { Kind: ModelErrorKind.Unavailable or ModelErrorKind.ResourceExhausted } refused
+                ? new ModelException(refused.Kind, $"{refused.Message} ({attempts} tries)")
+                : new ModelException(ModelErrorKind.Unavailable, $"{model} has no replica that can serve now ({attempts} tries; last: {last.Message}); retry shortly.");
     }
 
     private static bool HasHealthyOther(ReplicaBalancer balancer, int replica)
