@@ -49,6 +49,9 @@ public sealed partial class ModelRouter(
     /// <summary>How long a route that could not be refreshed (its model grain's silo is gone) is used before trying again.</summary>
     private static readonly TimeSpan StaleRouteGrace = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long after the request's deadline a grain call that has not answered is abandoned.</summary>
+    private static readonly TimeSpan DeadlineGrace = TimeSpan.FromMilliseconds(250);
+
     private readonly ConcurrentDictionary<(string Name, string Version), (ModelRoute Route, long Expires)> _routes = new();
     private readonly long _ttl = (long)(options.Value.RouteCacheSeconds * time.TimestampFrequency);
     private readonly FailoverOptions _failover = failover?.Value ?? new FailoverOptions();
@@ -294,9 +297,10 @@ public sealed partial class ModelRouter(
                 return await target.Grain.InferAsync(request, cancellationToken);
             }
 
-            // A try must not outlive the request's deadline, even when the silo it went to stopped answering.
+            // The replica's queue expires the request at its deadline itself; this only ends a try whose silo stopped
+            // answering, shortly after the deadline (never before, so the replica always gets to see and count it).
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            limit.CancelAfter(budget.Remaining(time.GetTimestamp()));
+            limit.CancelAfter(budget.Remaining(time.GetTimestamp()) + DeadlineGrace);
             try
             {
                 return await target.Grain.InferAsync(request, limit.Token);
