@@ -53,6 +53,8 @@ public static class ErrorMapping
         SiloUnavailableException or OrleansMessageRejectionException =>
             new ModelException(ModelErrorKind.Unavailable, "The cluster cannot serve the request right now; retry shortly."),
         TimeoutException => new ModelException(ModelErrorKind.DeadlineExceeded, "The request timed out inside the cluster."),
+        _ when Routing.FailoverClassifier.IsSiloGone(exception) =>
+            new ModelException(ModelErrorKind.Unavailable, "The cluster cannot serve the request right now; retry shortly."),
         _ => null,
     };
 }

@@ -82,7 +82,7 @@ public static class GatewayHost
         builder.Services.AddGrpcReflection();
         builder.AddCarmlSecurity(host); // Carml:Auth, Carml:Limits: authentication, authorization, rate limits
         builder.Services.TryAddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<ModelRouter>();
+        builder.Services.AddModelRouting();
         builder.Services.AddOptions<RunRecorderOptions>()
             .Bind(builder.Configuration.GetSection(RunRecorderOptions.Section))
             .Validate(o => o.SampleRate is >= 0 and <= 1 && o.BufferSize > 0 && o.BatchSize > 0, "Carml:Runs: SampleRate in [0, 1], BufferSize and BatchSize positive.")

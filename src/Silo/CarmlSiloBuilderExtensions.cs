@@ -64,6 +64,7 @@ public static class CarmlSiloBuilderExtensions
         });
         silo.ConfigureEndpoints(advertised, FreePort.Resolve(options.SiloPort), FreePort.Resolve(options.GatewayPort), options.ListenOnAnyHostAddress);
         silo.UseConsulClustering(configuration);
+        silo.ConfigureFailureDetection(configuration);
         silo.Services.AddConsulRegistry(configuration);
         silo.Services.AddCarmlSiloCatalog(configuration);
 

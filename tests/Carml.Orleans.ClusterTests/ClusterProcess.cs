@@ -99,6 +99,13 @@ public sealed class ClusterProcess : IAsyncDisposable
             : $"{Name} did not print /{pattern}/ within {timeout.TotalSeconds:0} s.\n{Output}");
     }
 
+    /// <summary>SIGKILL, as when the host fails: the process dies at once and cleans nothing up.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: false);
+        _process.WaitForExit(TimeSpan.FromSeconds(10));
+    }
+
     /// <summary>SIGTERM, as a service manager stops a process; the generic host then shuts down gracefully.</summary>
     public async Task<int> StopGracefullyAsync(TimeSpan timeout)
     {

@@ -22,6 +22,17 @@ public sealed class ClusterClientOptions
     /// <summary>How long the gateway keeps trying to connect to the silos at start before it gives up.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// How long a grain call (an inference try) waits for its answer before it fails with a timeout, which the router
+    /// treats as "the silo is gone" and retries elsewhere. Orleans' default; shorten it where inference is known to be fast.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan ResponseTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the gateway re-reads the silos' client endpoints from Consul (dead ones are dropped at once on connection loss).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan GatewayListRefreshPeriod { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>
@@ -45,6 +56,7 @@ public static class ClusterModeGateway
                 cluster.ServiceId = silo.ServiceId;
             });
             client.UseConsulClustering(configuration);
+            client.ConfigureFailureDetection();
             client.Services.AddSingleton<IClientConnectionRetryFilter>(sp => sp.GetRequiredService<ClusterConnectionRetryFilter>());
             client.AddCarmlObservability(configuration);
         });
