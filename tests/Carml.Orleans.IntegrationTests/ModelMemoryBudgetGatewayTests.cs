@@ -97,5 +97,16 @@ public sealed class ModelMemoryBudgetGatewayTests
         var aAgain = await ModelAsync(gateway.Http, "mem-a", m => m.GetProperty("replicas")[0].GetProperty("state").GetString() == "ready", "mem-a to report its replica reloaded");
         Assert.Equal("ready", b.GetProperty("state").GetString());
         Assert.Equal("CPUExecutionProvider", aAgain.GetProperty("replicas")[0].GetProperty("execution_provider").GetString());
+
+        // The evictions are metrics too (the counter is process-wide, so other tests may have added to it).
+        var evictions = 0.0;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (evictions < 2)
+        {
+            var scrape = await gateway.Http.GetStringAsync("/metrics", Ct);
+            var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith("carml_model_evictions_total", StringComparison.Ordinal));
+            evictions = line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(evictions >= 2 || DateTime.UtcNow < deadline, $"Waited 30 s for carml_model_evictions_total >= 2; last line: {line ?? "(none)"}");
+        }
     }
 }

@@ -106,6 +106,22 @@ public static class CarmlTelemetry
     public static readonly Counter<long> UploadBytes = Meter.CreateCounter<long>(
         "carml_upload_bytes", "By", "Bytes received by resumable (tus) uploads.");
 
+    /// <summary>Inference tries the gateway repeated on another replica (or the same key re-activated elsewhere).</summary>
+    public static readonly Counter<long> FailoverRetries = Meter.CreateCounter<long>(
+        "carml_failover_retries", "{try}", "Inference tries repeated after a replica's silo was gone or the replica could not serve.");
+
+    /// <summary>Requests answered UNAVAILABLE or DEADLINE_EXCEEDED because failover ran out of tries or time.</summary>
+    public static readonly Counter<long> FailoverGiveUps = Meter.CreateCounter<long>(
+        "carml_failover_give_ups", "{request}", "Inference requests that failover gave up on (tries or deadline ran out).");
+
+    /// <summary>Replicas the gateway put in back-off after a silo-gone or unavailable failure.</summary>
+    public static readonly Counter<long> ReplicaFailures = Meter.CreateCounter<long>(
+        "carml_replica_failures", "{failure}", "Replica tries that failed because the silo was gone or the replica was unavailable.");
+
+    /// <summary>Idle replicas unloaded to make room under a silo's model memory budget.</summary>
+    public static readonly Counter<long> ModelEvictions = Meter.CreateCounter<long>(
+        "carml_model_evictions", "{replica}", "Idle model replicas unloaded to make room under the silo's model memory budget.");
+
     private static readonly ConcurrentDictionary<object, LoadedModel> Loaded = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Memory held by loaded replicas, estimated by their model file size, by model, version and silo.</summary>

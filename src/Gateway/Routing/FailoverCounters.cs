@@ -1,3 +1,5 @@
+using Carml.Orleans.Core.Telemetry;
+
 namespace Carml.Orleans.Gateway.Routing;
 
 /// <summary>
@@ -46,13 +48,25 @@ public sealed class FailoverCounters
         }
     }
 
-    internal void Retried() => Interlocked.Increment(ref _retries);
+    internal void Retried()
+    {
+        Interlocked.Increment(ref _retries);
+        CarmlTelemetry.FailoverRetries.Add(1);
+    }
 
     internal void RecoveredAfterRetry() => Interlocked.Increment(ref _recovered);
 
-    internal void GaveUp() => Interlocked.Increment(ref _giveUps);
+    internal void GaveUp()
+    {
+        Interlocked.Increment(ref _giveUps);
+        CarmlTelemetry.FailoverGiveUps.Add(1);
+    }
 
-    internal void ReplicaFailed() => Interlocked.Increment(ref _replicaFailures);
+    internal void ReplicaFailed()
+    {
+        Interlocked.Increment(ref _replicaFailures);
+        CarmlTelemetry.ReplicaFailures.Add(1);
+    }
 
     internal void UsedStaleRoute() => Interlocked.Increment(ref _staleRoutes);
 }

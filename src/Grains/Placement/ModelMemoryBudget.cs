@@ -1,3 +1,4 @@
+using Carml.Orleans.Core.Telemetry;
 using Carml.Orleans.Interfaces;
 
 namespace Carml.Orleans.Grains.Placement;
@@ -122,6 +123,7 @@ public sealed class ModelMemoryBudget(long budgetBytes, TimeProvider time)
                 }
 
                 _evictions += victims.Count;
+                CarmlTelemetry.ModelEvictions.Add(victims.Count);
             }
 
             _loaded[key] = (bytes, resident);
