@@ -12,40 +12,10 @@ namespace Carml.Orleans.ClusterTests;
 /// Cluster mode with real processes on 127.0.0.1: the Consul emulator, two silos clustered through the Consul
 /// membership provider, and a gateway that is an Orleans client finding them in Consul.
 /// </summary>
-public sealed class ConsulClusterTests : IAsyncLifetime
+public sealed class ConsulClusterTests() : ClusterTest("cluster")
 {
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan CatalogTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly string _data = Path.Combine(Path.GetTempPath(), "carml-cluster-" + Guid.NewGuid().ToString("N"));
-    private readonly List<ClusterProcess> _processes = [];
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public ValueTask InitializeAsync()
-    {
-        Directory.CreateDirectory(_data);
-        return ValueTask.CompletedTask;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var process in _processes)
-        {
-            await process.DisposeAsync();
-        }
-
-        _http.Dispose();
-        try
-        {
-            Directory.Delete(_data, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A file still held by a process being torn down; the temp folder is cleaned by the OS.
-        }
-    }
 
     [Fact]
     public async Task Two_silos_and_a_gateway_clustered_through_consul_serve_predictions_and_survive_a_silo_stopping()
@@ -57,7 +27,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         var silo2Id = (await silo2.WaitForLineAsync(@"Registered carml-silo as (\S+)", StartTimeout)).Groups[1].Value;
         await WaitForServicesAsync(consul, "carml-silo", passingOnly: true, ids => ids.Count == 2, "both silos are passing in the catalog");
 
-        var gateway = await StartGatewayAsync(consul);
+        var gateway = (await StartGatewayAsync(consul)).Http;
 
         // Register a model through the gateway, as a user would; the silos load it from the shared store.
         await RegisterIrisAsync(gateway, "iris-cluster");
@@ -76,7 +46,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
 
         // The management API works through the cluster client too: both silos report as agents, runs can be searched.
         await WaitForJsonArrayAsync(new Uri(gateway, "api/agents"), count => count == 2, "both silos appear in /api/agents");
-        using (var runs = await _http.GetAsync(new Uri(gateway, "api/runs"), Ct))
+        using (var runs = await Http.GetAsync(new Uri(gateway, "api/runs"), Ct))
         {
             Assert.True(runs.StatusCode == HttpStatusCode.OK, $"/api/runs answered {(int)runs.StatusCode}: {await runs.Content.ReadAsStringAsync(Ct)}");
         }
@@ -117,9 +87,9 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         var consul = await StartEmulatorAsync();
         var silo = StartSilo("only-silo", consul);
         await silo.WaitForLineAsync(@"Registered carml-silo as (\S+)", StartTimeout);
-        var gateway = await StartGatewayAsync(consul);
+        var gateway = (await StartGatewayAsync(consul)).Http;
         await WaitForServicesAsync(consul, "carml-gateway", passingOnly: true, ids => ids.Count == 1, "the ready gateway is passing in the catalog");
-        using (var healthy = await _http.GetAsync(new Uri(gateway, "healthz"), Ct))
+        using (var healthy = await Http.GetAsync(new Uri(gateway, "healthz"), Ct))
         {
             Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
         }
@@ -130,7 +100,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (true)
         {
-            using var ready = await _http.GetAsync(new Uri(gateway, "v2/health/ready"), Ct);
+            using var ready = await Http.GetAsync(new Uri(gateway, "v2/health/ready"), Ct);
             if (ready.StatusCode == HttpStatusCode.ServiceUnavailable)
             {
                 break;
@@ -140,16 +110,16 @@ public sealed class ConsulClusterTests : IAsyncLifetime
             await Task.Delay(100, Ct);
         }
 
-        using (var healthz = await _http.GetAsync(new Uri(gateway, "healthz"), Ct))
+        using (var healthz = await Http.GetAsync(new Uri(gateway, "healthz"), Ct))
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, healthz.StatusCode);
             using var body = JsonDocument.Parse(await healthz.Content.ReadAsStringAsync(Ct));
             Assert.Equal("failing", body.RootElement.GetProperty("components").GetProperty("cluster_and_grain_storage").GetProperty("status").GetString());
         }
 
-        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync(new Uri(gateway, "v2/health/live"), Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync(new Uri(gateway, "v2/health/live"), Ct)).StatusCode);
         await WaitForServicesAsync(consul, "carml-gateway", passingOnly: true, ids => ids.Count == 0, "the gateway's TTL check goes critical");
-        var raw = await _http.GetStringAsync(new Uri(consul, "v1/health/service/carml-gateway"), Ct);
+        var raw = await Http.GetStringAsync(new Uri(consul, "v1/health/service/carml-gateway"), Ct);
         Assert.True((await ServicesAsync(consul, "carml-gateway", passingOnly: false)).Count == 1, raw + "\n" + Outputs());
     }
 
@@ -164,16 +134,16 @@ public sealed class ConsulClusterTests : IAsyncLifetime
 
         var silo = StartSilo("pg-silo-1", consul, database);
         await silo.WaitForLineAsync(@"Registered carml-silo as (\S+)", StartTimeout);
-        var gateway = await StartGatewayAsync(consul, database);
+        var gateway = (await StartGatewayAsync(consul, database)).Http;
         await RegisterIrisAsync(gateway, "iris-pg");
         Assert.Equal(0L, await PredictAsync(gateway, "iris-pg"));
-        foreach (var process in _processes.Where(p => !p.HasExited && p != _processes[0]).Reverse().ToList())
+        foreach (var process in Processes.Where(p => !p.HasExited && p != Processes[0]).Reverse().ToList())
         {
             Assert.Equal(0, await process.StopGracefullyAsync(TimeSpan.FromSeconds(60)));
         }
 
         // Grain state went to PostgreSQL, not to the SQLite file of the shared directory.
-        Assert.False(File.Exists(Path.Combine(_data, "carml.db")), "cluster mode with a connection string must not write the SQLite grain store");
+        Assert.False(File.Exists(Path.Combine(DataDirectory, "carml.db")), "cluster mode with a connection string must not write the SQLite grain store");
         await using (var connection = new Npgsql.NpgsqlConnection(database.Item2))
         {
             await connection.OpenAsync(Ct);
@@ -182,7 +152,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         }
 
         StartSilo("pg-silo-2", consul, database);
-        var restarted = await StartGatewayAsync(consul, database);
+        var restarted = (await StartGatewayAsync(consul, database)).Http;
         await PredictEventuallyAsync(restarted, "iris-pg", TimeSpan.FromSeconds(60));
         Assert.Equal(0L, await PredictAsync(restarted, "iris-pg"));
     }
@@ -214,93 +184,6 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         Assert.Contains("carml silo: Carml:Mode is 'clustered'; use 'standalone' or 'cluster'.", silo.Output);
     }
 
-    private async Task<Uri> StartEmulatorAsync()
-    {
-        var emulator = Track(ClusterProcess.Start(
-            "consul-emulator",
-            ClusterProcess.BuiltDll("tests/Carml.Orleans.ConsulEmulator", "Carml.Orleans.ConsulEmulator"),
-            new Dictionary<string, string>(),
-            "--port",
-            "0"));
-        var line = await emulator.WaitForLineAsync(@"consul-emulator listening on (\S+)", StartTimeout);
-        return new Uri(line.Groups[1].Value);
-    }
-
-    private ClusterProcess StartSilo(string name, Uri consul, params (string Key, string Value)[] extra)
-    {
-        var environment = ClusterEnvironment(consul);
-        environment["Carml__Silo__SiloPort"] = "0";
-        environment["Carml__Silo__GatewayPort"] = "0";
-        foreach (var (key, value) in extra)
-        {
-            environment[key] = value;
-        }
-
-        return Track(ClusterProcess.Start(name, ClusterProcess.BuiltDll("src/Silo", "Carml.Orleans.Silo"), environment));
-    }
-
-    private async Task<Uri> StartGatewayAsync(Uri consul, params (string Key, string Value)[] extra)
-    {
-        var environment = ClusterEnvironment(consul);
-        foreach (var (key, value) in extra)
-        {
-            environment[key] = value;
-        }
-
-        var httpPort = FreePort();
-        environment["Carml__Gateway__HttpPort"] = httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        environment["Carml__Gateway__GrpcPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        environment["Carml__Gateway__MetricsPort"] = "0";
-        environment["Carml__SampleModel__Enabled"] = "false";
-        var gateway = Track(ClusterProcess.Start("gateway", ClusterProcess.BuiltDll("src/Gateway", "Carml.Orleans.Gateway"), environment));
-        var address = new Uri($"http://127.0.0.1:{httpPort}/");
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            if (gateway.HasExited)
-            {
-                throw new InvalidOperationException($"The gateway exited with code {gateway.ExitCode}.\n{gateway.Output}");
-            }
-
-            try
-            {
-                using var ready = await _http.GetAsync(new Uri(address, "v2/health/ready"), Ct);
-                if (ready.StatusCode == HttpStatusCode.OK)
-                {
-                    return address;
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-
-            if (deadline.Elapsed > StartTimeout)
-            {
-                throw new TimeoutException($"The gateway was not ready within {StartTimeout.TotalSeconds} s.\n{gateway.Output}");
-            }
-
-            await Task.Delay(200, Ct);
-        }
-    }
-
-    private Dictionary<string, string> ClusterEnvironment(Uri consul) => new()
-    {
-        ["Carml__Mode"] = "cluster",
-        ["Carml__Consul__Address"] = consul.ToString(),
-        ["Carml__Silo__DataDirectory"] = _data,
-        ["Carml__Catalog__CheckTtl"] = "00:00:10",
-        ["Logging__LogLevel__Default"] = "Warning",
-        ["Logging__LogLevel__Carml"] = "Information",
-        ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Warning",
-    };
-
-    private ClusterProcess Track(ClusterProcess process)
-    {
-        _processes.Add(process);
-        return process;
-    }
-
     private async Task RegisterIrisAsync(Uri gateway, string name)
     {
         var iris = IrisSampleModel.Build(Path.Combine(RepositoryPaths.Root, "data", "iris.csv"));
@@ -312,7 +195,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         var file = new ByteArrayContent(iris.OnnxBytes);
         file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Add(file, "model", "model.onnx");
-        using var response = await _http.PostAsync(new Uri(gateway, "api/models"), content, Ct);
+        using var response = await Http.PostAsync(new Uri(gateway, "api/models"), content, Ct);
         var body = await response.Content.ReadAsStringAsync(Ct);
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"Registration answered {(int)response.StatusCode}: {body}\n{Outputs()}");
     }
@@ -321,7 +204,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
     private async Task<long> PredictAsync(Uri gateway, string model)
     {
         const string request = """{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}""";
-        using var response = await _http.PostAsync(new Uri(gateway, $"v2/models/{model}/infer"), new StringContent(request, Encoding.UTF8, "application/json"), Ct);
+        using var response = await Http.PostAsync(new Uri(gateway, $"v2/models/{model}/infer"), new StringContent(request, Encoding.UTF8, "application/json"), Ct);
         var body = await response.Content.ReadAsStringAsync(Ct);
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"Inference answered {(int)response.StatusCode}: {body}\n{Outputs()}");
         var label = JsonDocument.Parse(body).RootElement.GetProperty("outputs").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "label");
@@ -366,7 +249,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
 
     private async Task<IReadOnlyList<(string Id, Dictionary<string, string> Meta)>> ServicesAsync(Uri consul, string service, bool passingOnly)
     {
-        var body = await _http.GetStringAsync(new Uri(consul, $"v1/health/service/{service}{(passingOnly ? "?passing" : string.Empty)}"), Ct);
+        var body = await Http.GetStringAsync(new Uri(consul, $"v1/health/service/{service}{(passingOnly ? "?passing" : string.Empty)}"), Ct);
         return JsonDocument.Parse(body).RootElement.EnumerateArray()
             .Select(e => e.GetProperty("Service"))
             .Select(s => (s.GetProperty("ID").GetString()!, s.GetProperty("Meta").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!)))
@@ -375,7 +258,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
 
     private async Task<IReadOnlyList<string>> KeysAsync(Uri consul, string prefix)
     {
-        using var response = await _http.GetAsync(new Uri(consul, $"v1/kv/{prefix}?keys"), Ct);
+        using var response = await Http.GetAsync(new Uri(consul, $"v1/kv/{prefix}?keys"), Ct);
         return response.StatusCode == HttpStatusCode.NotFound
             ? []
             : JsonSerializer.Deserialize<string[]>(await response.Content.ReadAsStringAsync(Ct)) ?? [];
@@ -387,7 +270,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         var last = string.Empty;
         while (deadline.Elapsed < CatalogTimeout)
         {
-            using var response = await _http.GetAsync(address, Ct);
+            using var response = await Http.GetAsync(address, Ct);
             last = await response.Content.ReadAsStringAsync(Ct);
             if (response.StatusCode == HttpStatusCode.OK && JsonDocument.Parse(last).RootElement is { ValueKind: JsonValueKind.Array } array && done(array.GetArrayLength()))
             {
@@ -420,7 +303,7 @@ public sealed class ConsulClusterTests : IAsyncLifetime
 
     private async Task PostAsync(Uri consul, string path)
     {
-        using var response = await _http.PostAsync(new Uri(consul, path), null, Ct);
+        using var response = await Http.PostAsync(new Uri(consul, path), null, Ct);
         response.EnsureSuccessStatusCode();
     }
 
@@ -440,12 +323,4 @@ public sealed class ConsulClusterTests : IAsyncLifetime
         return process.ExitCode;
     }
 
-    private string Outputs() => string.Join('\n', _processes.Select(p => p.Output));
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -19,45 +19,15 @@ namespace Carml.Orleans.ClusterTests;
 /// while the GPU silo holding replica 0 is killed with SIGKILL; every request must succeed or, only when its deadline
 /// passes, fail with DEADLINE_EXCEEDED or UNAVAILABLE. The figures are printed to the test log.
 /// </summary>
-public sealed class FailoverClusterTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class FailoverClusterTests(ITestOutputHelper output) : ClusterTest("failover")
 {
     private const string Model = "iris-failover";
     private const int Requests = 2_000;
     private const int Concurrency = 16;
     private static readonly TimeSpan RequestDeadline = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan WaitTimeout = TimeSpan.FromSeconds(30);
     private static readonly float[] Setosa = [5.1f, 3.5f, 1.4f, 0.2f];
 
-    private readonly string _data = Path.Combine(Path.GetTempPath(), "carml-failover-" + Guid.NewGuid().ToString("N"));
-    private readonly List<ClusterProcess> _processes = [];
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public ValueTask InitializeAsync()
-    {
-        Directory.CreateDirectory(_data);
-        return ValueTask.CompletedTask;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var process in _processes)
-        {
-            await process.DisposeAsync();
-        }
-
-        _http.Dispose();
-        try
-        {
-            Directory.Delete(_data, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A file still held by a process being torn down; the temp folder is cleaned by the OS.
-        }
-    }
 
     [Fact]
     public async Task Killing_a_gpu_silo_under_load_loses_no_request_and_the_model_serves_again_from_the_surviving_silo()
@@ -74,7 +44,7 @@ public sealed class FailoverClusterTests(ITestOutputHelper output) : IAsyncLifet
             await silo.Process.WaitForLineAsync(@"Registered carml-silo as (\S+)", StartTimeout);
         }
 
-        var (gateway, http, grpc) = await StartGatewayAsync(consul);
+        var (gateway, http, grpc) = await StartGatewayAsync(consul, ("Carml__Cluster__ResponseTimeout", "00:00:02"), ("Carml__Cluster__GatewayListRefreshPeriod", "00:00:01"));
         await RegisterGpuModelAsync(http);
         using var channel = GrpcChannel.ForAddress(grpc);
         var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
@@ -179,7 +149,7 @@ public sealed class FailoverClusterTests(ITestOutputHelper output) : IAsyncLifet
     /// <summary>Whether the model's status reports two replicas (the management API's version resource, once it carries them).</summary>
     private async Task<bool> ReportsTwoReplicasAsync(Uri http)
     {
-        var body = await _http.GetStringAsync(new Uri(http, $"api/models/{Model}/versions/1"), Ct);
+        var body = await Http.GetStringAsync(new Uri(http, $"api/models/{Model}/versions/1"), Ct);
         output.WriteLine($"model status: {body}");
         var root = JsonDocument.Parse(body).RootElement;
         return (root.TryGetProperty("replica_count", out var count) && count.ValueKind == JsonValueKind.Number && count.GetInt32() == 2)
@@ -273,116 +243,35 @@ public sealed class FailoverClusterTests(ITestOutputHelper output) : IAsyncLifet
         var file = new ByteArrayContent(iris.OnnxBytes);
         file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Add(file, "model", "model.onnx");
-        using var response = await _http.PostAsync(new Uri(gateway, "api/models"), content, Ct);
+        using var response = await Http.PostAsync(new Uri(gateway, "api/models"), content, Ct);
         var body = await response.Content.ReadAsStringAsync(Ct);
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"Registration answered {(int)response.StatusCode}: {body}\n{Outputs()}");
     }
 
-    private async Task<Uri> StartEmulatorAsync()
-    {
-        var emulator = Track(ClusterProcess.Start(
-            "consul-emulator",
-            ClusterProcess.BuiltDll("tests/Carml.Orleans.ConsulEmulator", "Carml.Orleans.ConsulEmulator"),
-            new Dictionary<string, string>(),
-            "--port",
-            "0"));
-        var line = await emulator.WaitForLineAsync(@"consul-emulator listening on (\S+)", StartTimeout);
-        return new Uri(line.Groups[1].Value);
-    }
-
     private Silo StartSilo(string name, Uri consul, bool gpu)
     {
-        var environment = ClusterEnvironment(consul);
-        environment["Carml__Silo__SiloPort"] = "0";
-        environment["Carml__Silo__GatewayPort"] = "0";
-
         // Fast failure detection, so the killed silo is declared dead within a few seconds (production keeps Orleans' defaults).
-        environment["Carml__Membership__ProbeTimeout"] = "00:00:01";
-        environment["Carml__Membership__NumMissedProbesLimit"] = "2";
-        environment["Carml__Membership__NumVotesForDeathDeclaration"] = "1";
-        environment["Carml__Membership__TableRefreshTimeout"] = "00:00:02";
-        environment["Carml__Messaging__ResponseTimeout"] = "00:00:05";
+        (string, string)[] settings =
+        [
+            ("Carml__Membership__ProbeTimeout", "00:00:01"),
+            ("Carml__Membership__NumMissedProbesLimit", "2"),
+            ("Carml__Membership__NumVotesForDeathDeclaration", "1"),
+            ("Carml__Membership__TableRefreshTimeout", "00:00:02"),
+            ("Carml__Messaging__ResponseTimeout", "00:00:05"),
+        ];
         if (gpu)
         {
-            environment["Carml__Agent__Gpus__0__Name"] = "Test GPU (configured)";
-            environment["Carml__Agent__Gpus__0__MemoryMegabytes"] = "16384";
+            settings = [.. settings, ("Carml__Agent__Gpus__0__Name", "Test GPU (configured)"), ("Carml__Agent__Gpus__0__MemoryMegabytes", "16384")];
         }
 
-        return new Silo(name, gpu, Track(ClusterProcess.Start(name, ClusterProcess.BuiltDll("src/Silo", "Carml.Orleans.Silo"), environment)));
+        return new Silo(name, gpu, StartSilo(name, consul, settings));
     }
-
-    private async Task<(ClusterProcess Process, Uri Http, Uri Grpc)> StartGatewayAsync(Uri consul)
-    {
-        var environment = ClusterEnvironment(consul);
-        var httpPort = FreePort();
-        var grpcPort = FreePort();
-        environment["Carml__Gateway__HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture);
-        environment["Carml__Gateway__GrpcPort"] = grpcPort.ToString(CultureInfo.InvariantCulture);
-        environment["Carml__SampleModel__Enabled"] = "false";
-        environment["Carml__Cluster__ResponseTimeout"] = "00:00:02";
-        environment["Carml__Cluster__GatewayListRefreshPeriod"] = "00:00:01";
-        var gateway = Track(ClusterProcess.Start("gateway", ClusterProcess.BuiltDll("src/Gateway", "Carml.Orleans.Gateway"), environment));
-        var address = new Uri($"http://127.0.0.1:{httpPort}/");
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            if (gateway.HasExited)
-            {
-                throw new InvalidOperationException($"The gateway exited with code {gateway.ExitCode}.\n{gateway.Output}");
-            }
-
-            try
-            {
-                using var ready = await _http.GetAsync(new Uri(address, "v2/health/ready"), Ct);
-                if (ready.StatusCode == HttpStatusCode.OK)
-                {
-                    return (gateway, address, new Uri($"http://127.0.0.1:{grpcPort}/"));
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-
-            if (deadline.Elapsed > StartTimeout)
-            {
-                throw new TimeoutException($"The gateway was not ready within {StartTimeout.TotalSeconds} s.\n{gateway.Output}");
-            }
-
-            await Task.Delay(200, Ct);
-        }
-    }
-
-    private Dictionary<string, string> ClusterEnvironment(Uri consul) => new()
-    {
-        ["Carml__Mode"] = "cluster",
-        ["Carml__Consul__Address"] = consul.ToString(),
-        ["Carml__Silo__DataDirectory"] = _data,
-        ["Carml__Catalog__CheckTtl"] = "00:00:10",
-        ["Logging__LogLevel__Default"] = "Warning",
-        ["Logging__LogLevel__Carml"] = "Information",
-        ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Warning",
-    };
-
-    private ClusterProcess Track(ClusterProcess process)
-    {
-        _processes.Add(process);
-        return process;
-    }
-
-    private string Outputs() => string.Join('\n', _processes.Select(p => p.Output));
 
     private static string Describe(IEnumerable<(int Replica, Silo Silo)> placement) =>
         string.Join(", ", placement.Select(p => $"replica {p.Replica} on {p.Silo.Name} ({(p.Silo.Gpu ? "GPU" : "CPU")})"));
 
     private static string Seconds(TimeSpan? time) => time is { } t ? string.Create(CultureInfo.InvariantCulture, $"{t.TotalSeconds:F2} s") : "never";
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private sealed record Silo(string Name, bool Gpu, ClusterProcess Process);
 

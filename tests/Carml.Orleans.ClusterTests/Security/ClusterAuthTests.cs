@@ -14,40 +14,10 @@ namespace Carml.Orleans.ClusterTests.Security;
 /// Authentication in cluster mode with real processes: API keys and model ownership live in grain state on PostgreSQL,
 /// so a key made through one gateway works through another, survives the gateway, and is stored only as a hash.
 /// </summary>
-public sealed class ClusterAuthTests : IAsyncLifetime
+public sealed class ClusterAuthTests() : ClusterTest("cluster-auth")
 {
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
 
-    private readonly string _data = Path.Combine(Path.GetTempPath(), "carml-cluster-auth-" + Guid.NewGuid().ToString("N"));
-    private readonly List<ClusterProcess> _processes = [];
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private readonly string _adminKey = NewKey();
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public ValueTask InitializeAsync()
-    {
-        Directory.CreateDirectory(_data);
-        return ValueTask.CompletedTask;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var process in _processes)
-        {
-            await process.DisposeAsync();
-        }
-
-        _http.Dispose();
-        try
-        {
-            Directory.Delete(_data, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A file still held by a process being torn down; the temp folder is cleaned by the OS.
-        }
-    }
 
     [Fact]
     public async Task Keys_and_ownership_made_through_one_gateway_hold_through_the_next_and_are_stored_hashed()
@@ -61,13 +31,13 @@ public sealed class ClusterAuthTests : IAsyncLifetime
             ("Carml__Silo__SiloPort", "0"), ("Carml__Silo__GatewayPort", "0"));
         await silo.WaitForLineAsync(@"Registered carml-silo as (\S+)", StartTimeout);
 
-        var (first, firstProcess) = await StartGatewayAsync(consul, database);
+        var (firstProcess, first, _) = await StartAuthGatewayAsync(consul, database);
         var alice = await CreateKeyAsync(first, "alice", "a");
         await RegisterIrisAsync(first, alice, "iris-owned");
         Assert.Equal(HttpStatusCode.OK, await PredictAsync(first, alice, "iris-owned"));
         Assert.Equal(0, await firstProcess.StopGracefullyAsync(TimeSpan.FromSeconds(60)));
 
-        var (second, _) = await StartGatewayAsync(consul, database);
+        var (_, second, _) = await StartAuthGatewayAsync(consul, database);
         var carol = await CreateKeyAsync(second, "carol", "c");
         Assert.Equal(HttpStatusCode.OK, await PredictAsync(second, alice, "iris-owned"));
         Assert.Equal(HttpStatusCode.NotFound, await PredictAsync(second, carol, "iris-owned"));
@@ -76,7 +46,7 @@ public sealed class ClusterAuthTests : IAsyncLifetime
         using (var revoke = new HttpRequestMessage(HttpMethod.Delete, new Uri(second, $"api/keys/{alice.Split('_')[1]}")))
         {
             revoke.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _adminKey);
-            using var revoked = await _http.SendAsync(revoke, Ct);
+            using var revoked = await Http.SendAsync(revoke, Ct);
             Assert.Equal(HttpStatusCode.OK, revoked.StatusCode);
         }
 
@@ -111,7 +81,7 @@ public sealed class ClusterAuthTests : IAsyncLifetime
             Content = JsonContent.Create(new { user, organization = org }),
         };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _adminKey);
-        using var response = await _http.SendAsync(request, Ct);
+        using var response = await Http.SendAsync(request, Ct);
         var body = await response.Content.ReadAsStringAsync(Ct);
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"Key creation answered {(int)response.StatusCode}: {body}\n{Outputs()}");
         return JsonDocument.Parse(body).RootElement.GetProperty("key").GetString()!;
@@ -130,7 +100,7 @@ public sealed class ClusterAuthTests : IAsyncLifetime
         content.Add(file, "model", "model.onnx");
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(gateway, "api/models")) { Content = content };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        using var response = await _http.SendAsync(request, Ct);
+        using var response = await Http.SendAsync(request, Ct);
         var body = await response.Content.ReadAsStringAsync(Ct);
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"Registration answered {(int)response.StatusCode}: {body}\n{Outputs()}");
     }
@@ -147,94 +117,10 @@ public sealed class ClusterAuthTests : IAsyncLifetime
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
         }
 
-        using var response = await _http.SendAsync(request, Ct);
+        using var response = await Http.SendAsync(request, Ct);
         return response.StatusCode;
     }
 
-    private async Task<Uri> StartEmulatorAsync()
-    {
-        var emulator = Track(ClusterProcess.Start(
-            "consul-emulator",
-            ClusterProcess.BuiltDll("tests/Carml.Orleans.ConsulEmulator", "Carml.Orleans.ConsulEmulator"),
-            new Dictionary<string, string>(),
-            "--port",
-            "0"));
-        var line = await emulator.WaitForLineAsync(@"consul-emulator listening on (\S+)", StartTimeout);
-        return new Uri(line.Groups[1].Value);
-    }
-
-    private async Task<(Uri Address, ClusterProcess Process)> StartGatewayAsync(Uri consul, (string, string) database)
-    {
-        var httpPort = FreePort();
-        var gateway = Start("gateway", ClusterProcess.BuiltDll("src/Gateway", "Carml.Orleans.Gateway"), consul, database,
-            ("Carml__Gateway__HttpPort", httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            ("Carml__Gateway__GrpcPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            ("Carml__SampleModel__Enabled", "false"),
-            ("Carml__Auth__Enabled", "true"),
-            ("Carml__Auth__BootstrapAdminKey", _adminKey));
-        var address = new Uri($"http://127.0.0.1:{httpPort}/");
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            if (gateway.HasExited)
-            {
-                throw new InvalidOperationException($"The gateway exited with code {gateway.ExitCode}.\n{gateway.Output}");
-            }
-
-            try
-            {
-                using var ready = await _http.GetAsync(new Uri(address, "v2/health/ready"), Ct);
-                if (ready.StatusCode == HttpStatusCode.OK)
-                {
-                    return (address, gateway);
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-
-            if (deadline.Elapsed > StartTimeout)
-            {
-                throw new TimeoutException($"The gateway was not ready within {StartTimeout.TotalSeconds} s.\n{gateway.Output}");
-            }
-
-            await Task.Delay(200, Ct);
-        }
-    }
-
-    private ClusterProcess Start(string name, string dll, Uri consul, params (string Key, string Value)[] extra)
-    {
-        var environment = new Dictionary<string, string>
-        {
-            ["Carml__Mode"] = "cluster",
-            ["Carml__Consul__Address"] = consul.ToString(),
-            ["Carml__Silo__DataDirectory"] = _data,
-            ["Carml__Catalog__CheckTtl"] = "00:00:10",
-            ["Logging__LogLevel__Default"] = "Warning",
-            ["Logging__LogLevel__Carml"] = "Information",
-            ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Warning",
-        };
-        foreach (var (key, value) in extra)
-        {
-            environment[key] = value;
-        }
-
-        return Track(ClusterProcess.Start(name, dll, environment));
-    }
-
-    private ClusterProcess Track(ClusterProcess process)
-    {
-        _processes.Add(process);
-        return process;
-    }
-
-    private string Outputs() => string.Join('\n', _processes.Select(p => p.Output));
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private Task<ClusterGateway> StartAuthGatewayAsync(Uri consul, (string, string) database) =>
+        StartGatewayAsync(consul, database, ("Carml__Auth__Enabled", "true"), ("Carml__Auth__BootstrapAdminKey", _adminKey));
 }
