@@ -39,6 +39,7 @@ public sealed partial class ModelGrain(
 {
     private ReplicaStatus[] _replicas = [];
     private DateTimeOffset? _readyAt;
+    private bool _deleting;
     private IGrainTimer? _retry;
     private IGrainTimer? _activationLoad;
 
@@ -123,7 +124,7 @@ public sealed partial class ModelGrain(
     }
 
     public Task<ModelRegistration?> GetRegistrationAsync() => Task.FromResult(
-        registration.State is { Manifest: { } manifest, Artifact: { } artifact }
+        !_deleting && registration.State is { Manifest: { } manifest, Artifact: { } artifact }
             ? new ModelRegistration(manifest, artifact, ReplicaCount)
             : null);
 
@@ -186,9 +187,21 @@ public sealed partial class ModelGrain(
         }
 
         StopRetry();
-        await Task.WhenAll(Enumerable.Range(0, Math.Max(ReplicaCount, _replicas.Length)).Select(i => Replica(i).UnloadAsync()));
-        await GrainFactory.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).RemoveAsync(Id);
-        await registration.ClearStateAsync();
+
+        // From here on a replica that a late request activates finds no registration to load (NOT_FOUND), so a
+        // deleted version cannot come back while its replicas are being unloaded.
+        _deleting = true;
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, Math.Max(ReplicaCount, _replicas.Length)).Select(i => Replica(i).UnloadAsync()));
+            await GrainFactory.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).RemoveAsync(Id);
+            await registration.ClearStateAsync();
+        }
+        finally
+        {
+            _deleting = false;
+        }
+
         registration.State = new ModelGrainState();
         _replicas = [];
         _loads.Clear();

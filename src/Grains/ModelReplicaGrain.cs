@@ -174,7 +174,18 @@ public sealed partial class ModelReplicaGrain(
                 $"Model '{Id.Name}' version '{Id.Version}' has {registration.ReplicaCount} replicas; replica {Index} is not one of them.");
         }
 
-        var info = await LoadAsync(registration.Manifest, registration.Artifact);
+        ReplicaInfo info;
+        try
+        {
+            info = await LoadAsync(registration.Manifest, registration.Artifact);
+        }
+        catch (ModelException e) when (e.Kind == ModelErrorKind.InvalidArgument)
+        {
+            // At registration this meant a bad file; for a registered model (its file lost from this silo's store) it is
+            // the server's problem, and another replica may still serve: never answer the caller a client error.
+            throw new ModelException(ModelErrorKind.Unavailable, $"Replica {Key} could not load its registered model: {e.Message}");
+        }
+
         await model.ReplicaLoadedAsync(Index, info);
         return _loaded is { IsRetired: false } loaded
             ? loaded

@@ -14,8 +14,11 @@ public interface IModelGrain : IGrainWithStringKey
     [Alias("Register")]
     Task<ModelStatus> RegisterAsync(ModelManifest manifest, ModelArtifact artifact);
 
-    /// <summary>The status, or null when the version is not registered.</summary>
-    [Alias("GetStatus")]
+    /// <summary>
+    /// The status, or null when the version is not registered. Interleaved (it only reads), so routing and readiness
+    /// checks are never queued behind a turn that waits on replica loads (registration, scaling, failover reloads).
+    /// </summary>
+    [Alias("GetStatus"), AlwaysInterleave]
     Task<ModelStatus?> GetStatusAsync();
 
     /// <summary>Loads the model if it is registered but not loaded (after a restart). Returns the new status.</summary>

@@ -237,6 +237,24 @@ public sealed class BatchingAndDeadlineTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task A_timeout_longer_than_a_day_is_a_client_error_on_both_protocols()
+    {
+        const string model = "mlp-long-timeout";
+        await ModelRegistration.RegisterAsync(fixture.Gateway.Http, Manifest(model, "{}"), Model.Value);
+
+        using var response = await fixture.Gateway.Http.PostJsonAsync($"/v2/models/{model}/infer", JsonRequest(Row(1), timeoutMicroseconds: long.MaxValue));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("between 0 and 86400000000", (await response.JsonAsync()).GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        var grpc = await Assert.ThrowsAsync<RpcException>(() => Grpc.ModelInferAsync(Request(model, Row(2), timeoutMicroseconds: 4_300_000_000_000), cancellationToken: Ct).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, grpc.StatusCode);
+
+        // A gRPC deadline far in the future is no mistake: it counts as a day.
+        var served = await Grpc.ModelInferAsync(Request(model, Row(3)), deadline: DateTime.UtcNow.AddDays(400), cancellationToken: Ct).ResponseAsync;
+        Assert.Equal(Output(await Grpc.ModelInferAsync(Request(model, Row(3)), cancellationToken: Ct).ResponseAsync), Output(served));
+    }
+
+    [Fact]
     public async Task A_grpc_deadline_takes_the_request_out_of_the_queue_before_it_runs()
     {
         const string model = "mlp-deadline";

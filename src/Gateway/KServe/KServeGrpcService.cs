@@ -80,9 +80,7 @@ public sealed class KServeGrpcService(KServeServer server, ModelRouter router) :
             InferParameter.ParameterChoiceOneofCase.Uint64Param when parameter.Uint64Param <= long.MaxValue => (long)parameter.Uint64Param,
             _ => -1,
         };
-        return value >= 0
-            ? value
-            : throw ModelException.InvalidArgument($"parameter '{TimeoutParameter}' must be a non-negative int64 number of microseconds.");
+        return RequestTimeout.Validate(value, TimeoutParameter);
     }
 
     public static InferenceRequest ToInferenceRequest(ModelInferRequest request)

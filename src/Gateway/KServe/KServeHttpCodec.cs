@@ -288,9 +288,9 @@ public static class KServeHttpCodec
             return 0;
         }
 
-        return value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var timeout) && timeout >= 0
-            ? timeout
-            : throw ModelException.InvalidArgument($"parameters: '{KServeGrpcService.TimeoutParameter}' must be a non-negative integer number of microseconds");
+        return RequestTimeout.Validate(
+            value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var timeout) ? timeout : -1,
+            KServeGrpcService.TimeoutParameter);
     }
 
     private static string RequiredString(JsonElement element, string property, string where)

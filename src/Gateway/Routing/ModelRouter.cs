@@ -137,6 +137,7 @@ public sealed partial class ModelRouter(
         ModelRoute? route = null;
         var attempt = 0;
         var failed = -1;
+        var busyRefusals = 0;
         while (true)
         {
             attempt++;
@@ -168,7 +169,7 @@ public sealed partial class ModelRouter(
             }
             catch (Exception e)
             {
-                if (!ShouldRetry(e, name, route, replica, attempt, budget, cancellationToken, out var delay, out var giveUp))
+                if (!ShouldRetry(e, name, route, replica, attempt, ref busyRefusals, budget, cancellationToken, out var delay, out var giveUp))
                 {
                     if (recording && route is not null && ErrorMapping.Classify(giveUp ?? e) is { Kind: not ModelErrorKind.NotFound } failure)
                     {
@@ -188,7 +189,15 @@ public sealed partial class ModelRouter(
                 failed = replica;
                 if (delay > TimeSpan.Zero)
                 {
-                    await Task.Delay(delay, time, cancellationToken);
+                    try
+                    {
+                        await Task.Delay(delay, time, cancellationToken);
+                    }
+                    catch (OperationCanceledException cancelled)
+                    {
+                        InferenceMetrics.End(observed, route, cancelled);
+                        throw;
+                    }
                 }
             }
         }
@@ -199,7 +208,7 @@ public sealed partial class ModelRouter(
     /// (tries or time ran out) or, when that is null, with the failure itself (not retryable).
     /// </summary>
     private bool ShouldRetry(
-        Exception e, string name, ModelRoute? route, int replica, int attempt, RetryBudget budget, CancellationToken cancellationToken,
+        Exception e, string name, ModelRoute? route, int replica, int attempt, ref int busyRefusals, RetryBudget budget, CancellationToken cancellationToken,
         out TimeSpan delay, out ModelException? giveUp)
     {
         delay = TimeSpan.Zero;
@@ -217,7 +226,14 @@ public sealed partial class ModelRouter(
         }
 
         var kind = FailoverClassifier.Classify(e);
-        if (kind == FailureKind.Final || (kind == FailureKind.ReplicaBusy && (route is null || route.Replicas.Count == 1)))
+        // A full replica hands the request to another one, but once as many replicas as the model has were full the
+        // model is overloaded: answer RESOURCE_EXHAUSTED instead of bouncing between full replicas.
+        if (kind == FailureKind.ReplicaBusy)
+        {
+            busyRefusals++;
+        }
+
+        if (kind == FailureKind.Final || (kind == FailureKind.ReplicaBusy && (route is null || busyRefusals >= route.Replicas.Count)))
         {
             return false;
         }
