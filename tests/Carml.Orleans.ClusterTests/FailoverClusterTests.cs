@@ -52,23 +52,14 @@ public sealed class FailoverClusterTests(ITestOutputHelper output) : ClusterTest
 
         // Warm up every replica (the balancer spreads the load over them), then see where each one landed.
         await RunLoadAsync(client, 200, Concurrency, onCompleted: null);
-        var twoReplicas = await ReportsTwoReplicasAsync(http);
-        var placement = await WaitForPlacementAsync(silos, twoReplicas ? 2 : 1);
+        Assert.True(await ReportsTwoReplicasAsync(http), $"the model reports two replicas.\n{Outputs()}");
+        var placement = await WaitForPlacementAsync(silos, 2);
         output.WriteLine($"placement before the kill: {Describe(placement)}");
-        if (twoReplicas)
-        {
-            // Placement (issue 4 part A): replicas of a `device: gpu` model only on silos that advertise a GPU, spread.
-            Assert.All(placement, p => Assert.True(p.Silo.Gpu, $"replica {p.Replica} is on the CPU-only silo {p.Silo.Name}.\n{Outputs()}"));
-            Assert.Equal(2, placement.Select(p => p.Silo).Distinct().Count());
-        }
-        else
-        {
-            output.WriteLine("The model reports one replica (GPU-aware placement and replica loading are not in this build): " +
-                "the GPU-only placement assertion is skipped; failover is exercised on the silo that holds replica 0.");
-        }
 
+        // Replicas of a `device: gpu` model only on silos that advertise a GPU, spread over them.
+        Assert.All(placement, p => Assert.True(p.Silo.Gpu, $"replica {p.Replica} is on the CPU-only silo {p.Silo.Name}.\n{Outputs()}"));
+        Assert.Equal(2, placement.Select(p => p.Silo).Distinct().Count());
         var victim = placement.Single(p => p.Replica == 0).Silo;
-        Assert.True(victim.Gpu || !twoReplicas, "replica 0 of a GPU-only model is on a GPU silo");
         var survivorsLoadedBefore = silos.Where(s => s != victim).Sum(s => LoadedCount(s, 0));
 
         // The bounded load; SIGKILL the silo holding replica 0 once a quarter of it is done.
@@ -122,10 +113,7 @@ public sealed class FailoverClusterTests(ITestOutputHelper output) : ClusterTest
 
         var reloaded = silos.Where(s => s != victim && LoadedCount(s, 0) > 0).ToArray();
         output.WriteLine($"replica 0 activated again on {string.Join(", ", reloaded.Select(s => s.Name))}");
-        if (twoReplicas)
-        {
-            Assert.All(reloaded, s => Assert.True(s.Gpu, $"replica 0 came back on the CPU-only silo {s.Name}"));
-        }
+        Assert.All(reloaded, s => Assert.True(s.Gpu, $"replica 0 came back on the CPU-only silo {s.Name}"));
     }
 
     /// <summary>How many times the silo logged loading replica <paramref name="replica"/> of the model.</summary>
