@@ -106,6 +106,11 @@ public static class AccessFilters
         builder.AddEndpointFilter(async (context, next) =>
         {
             var http = context.HttpContext;
+            if (HttpMethods.IsOptions(http.Request.Method))
+            {
+                return await next(context); // tus capability discovery carries no credentials and reveals no upload
+            }
+
             var caller = http.Principal();
             if (!caller.Admin && http.Request.RouteValues["id"] is string id && Core.UploadFileStore.IsUploadId(id)
                 && await http.RequestServices.GetRequiredService<IGrainFactory>().GetGrain<IUploadGrain>(id).GetAsync() is { } upload

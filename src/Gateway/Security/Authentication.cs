@@ -179,7 +179,7 @@ public sealed class JwtBearerSetup(IOptions<AuthOptions> auth) : IConfigureNamed
 
         var groups = Values(token, jwt.GroupsClaim);
         var roles = Values(token, jwt.RolesClaim);
-        return new CarmlPrincipal(user, token.FindFirst(jwt.OrganizationClaim)?.Value, groups, roles.Contains(jwt.AdminRole, StringComparer.Ordinal));
+        return new CarmlPrincipal(jwt.UserPrefix + user, token.FindFirst(jwt.OrganizationClaim)?.Value, groups, roles.Contains(jwt.AdminRole, StringComparer.Ordinal));
     }
 
     /// <summary>A claim given as repeated values, one JSON array, or a space-separated string (as <c>scope</c>).</summary>

@@ -90,6 +90,15 @@ public sealed class ModelAuthorizer(IGrainFactory grains, IOptions<AuthOptions> 
     {
         (ModelVisibility Visibility, IReadOnlyList<string> Groups)? requested = visibility is null ? null : ParseVisibility(visibility, []);
         var existing = await GetAsync(name);
+        if (existing is null && !caller.IsAnonymous && !caller.Admin
+            && (await grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).GetVersionsAsync(name)).Count > 0)
+        {
+            // Versions registered while authentication was off have no owner: they stay admin-only until an admin
+            // assigns one, and a non-admin cannot take the name over by registering under it.
+            await RequireWriteAsync(caller, name);
+            return new RegistrationClaim(null);
+        }
+
         if (existing is not null || caller.IsAnonymous)
         {
             // Open mode claims nothing: names registered without authentication stay admin-only once it is turned on.

@@ -23,6 +23,15 @@ public static class SecurityHosting
             .Bind(builder.Configuration.GetSection(AuthOptions.Section))
             .ValidateDataAnnotations()
             .Validate(o => !Problems(o).Any(), "Carml:Auth is invalid.")
+            .PostConfigure(o =>
+            {
+                // The dashboard reads any grain's state (API key hashes included): admins only, wherever it is mapped.
+                var dashboard = "/" + Silo.Telemetry.DashboardSettings.Read(builder.Configuration).Path.Trim('/');
+                if (!o.AdminPaths.Contains(dashboard, StringComparer.OrdinalIgnoreCase))
+                {
+                    o.AdminPaths.Add(dashboard);
+                }
+            })
             .ValidateOnStart();
         services.AddOptions<LimitOptions>()
             .Bind(builder.Configuration.GetSection(LimitOptions.Section))

@@ -16,15 +16,25 @@ public static class AccessRules
 
     public const string KeysPath = "/api/keys";
 
-    /// <summary>Health, OpenAPI, CORS preflights (which never carry credentials) and the configured extra paths.</summary>
-    public static bool IsAnonymous(HttpRequest request, AuthOptions options) =>
+    public const string MetricsPath = "/metrics";
+
+    /// <summary>
+    /// Health, OpenAPI, CORS preflights (which never carry credentials), <c>/metrics</c> on the dedicated metrics port
+    /// (a network operators expose to their scraper, not to clients) and the configured extra paths.
+    /// </summary>
+    public static bool IsAnonymous(HttpRequest request, AuthOptions options, bool onMetricsPort = false) =>
         HttpMethods.IsOptions(request.Method)
         || AlwaysAnonymous.Any(p => request.Path.StartsWithSegments(p))
-        || (options.AnonymousMetrics && request.Path.StartsWithSegments("/metrics"))
+        || (options.AnonymousMetrics && onMetricsPort && request.Path.StartsWithSegments(MetricsPath))
         || options.AnonymousPaths.Any(p => request.Path.StartsWithSegments(p));
 
+    /// <summary>
+    /// Keys, the configured admin paths (the dashboard), agent changes, dataset deletion, and <c>/metrics</c> elsewhere than
+    /// anonymously on the metrics port: its labels name every model served, private ones included.
+    /// </summary>
     public static bool RequiresAdmin(HttpRequest request, AuthOptions options) =>
         request.Path.StartsWithSegments(KeysPath)
+        || request.Path.StartsWithSegments(MetricsPath)
         || options.AdminPaths.Any(p => request.Path.StartsWithSegments(p))
         || (request.Path.StartsWithSegments("/api/agents") && !HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method))
         || (request.Path.StartsWithSegments("/api/datasets") && HttpMethods.IsDelete(request.Method));
@@ -40,7 +50,12 @@ public static class AccessRules
 /// <see cref="ModelAuthorizer"/>'s, at the endpoints.
 /// </summary>
 public sealed partial class SecurityMiddleware(
-    RequestDelegate next, IOptions<AuthOptions> options, CallerRateLimiter limiter, JwtPrincipalCache tokens, ILogger<SecurityMiddleware> logger)
+    RequestDelegate next,
+    IOptions<AuthOptions> options,
+    CallerRateLimiter limiter,
+    JwtPrincipalCache tokens,
+    ILogger<SecurityMiddleware> logger,
+    Observability.MetricsEndpoint? metrics = null)
 {
     private const string MissingCredentials = "Credentials are required: send 'Authorization: Bearer <API key or JWT>' or 'X-Api-Key: <API key>'.";
 
@@ -55,7 +70,7 @@ public sealed partial class SecurityMiddleware(
             return;
         }
 
-        var anonymous = AccessRules.IsAnonymous(request, auth);
+        var anonymous = AccessRules.IsAnonymous(request, auth, metrics?.Uri is { } scrape && context.Connection.LocalPort == scrape.Port);
         CarmlPrincipal? principal;
         if (!auth.Enabled)
         {

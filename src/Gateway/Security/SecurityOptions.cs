@@ -74,6 +74,12 @@ public sealed class JwtOptions
     /// <summary>The role (in <see cref="RolesClaim"/>) that makes a caller an admin.</summary>
     [Required] public string AdminRole { get; set; } = "admin";
 
+    /// <summary>
+    /// Put before the user claim to make the caller's user name, so a token's <c>sub</c> can never equal an API-key
+    /// user's name (and so inherit that user's models, runs and uploads). Empty only when tokens are the sole source of users.
+    /// </summary>
+    public string UserPrefix { get; set; } = "jwt:";
+
     [Range(0, 600)]
     public int ClockSkewSeconds { get; set; } = 30;
 

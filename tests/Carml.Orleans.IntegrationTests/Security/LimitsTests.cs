@@ -102,9 +102,11 @@ public sealed class LimitsTests(LimitedGatewayFixture fixture) : IClassFixture<L
     [Fact]
     public async Task A_second_request_while_one_is_in_flight_answers_429()
     {
-        using var http = fixture.Client(await fixture.NewKeyAsync("concurrent"));
         for (var attempt = 0; attempt < 3; attempt++)
         {
+            // A fresh key per attempt: every poll spends a token of the key's hourly rate, and an attempt that lost the
+            // race must not leave the next one with an empty bucket (whose 429s would say nothing about concurrency).
+            using var http = fixture.Client(await fixture.NewKeyAsync($"concurrent-{attempt}"));
             var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var slow = http.PostAsync("/api/artifacts", new HeldContent(started, release.Task), Ct);

@@ -1,6 +1,7 @@
 using System.Net;
 using Carml.Orleans.Gateway.KServe.Grpc;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Carml.Orleans.Tests.Security;
 
@@ -207,5 +208,50 @@ public sealed class PermissionMatrixTests(SecuredGatewayFixture fixture)
 
         Assert.Equal(HttpStatusCode.NotFound, carol.StatusCode);
         Assert.Equal(HttpStatusCode.OK, admin.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_name_registered_without_an_owner_cannot_be_taken_over_by_a_failed_registration()
+    {
+        // iris was registered by the sample start-up, before anyone owned it: a non-admin's attempt (here without a
+        // model file, so it fails) must neither register nor leave carol owning the name.
+        using var form = new MultipartFormDataContent { { new StringContent(TestModels.IrisManifest("iris", "99")), "manifest" } };
+        using var attempt = await fixture.As("carol").PostAsync("/api/models", form, Ct);
+        using var metadata = await fixture.As("carol").GetAsync("/v2/models/iris", Ct);
+        using var access = await fixture.As("admin").GetAsync("/api/models/iris/access", Ct);
+
+        Assert.Equal(HttpStatusCode.NotFound, attempt.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, metadata.StatusCode);
+        Assert.DoesNotContain("carol", await access.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_token_whose_subject_is_an_api_key_users_name_does_not_become_that_user()
+    {
+        var name = "alice-only-" + Guid.NewGuid().ToString("N")[..8];
+        await ModelRegistration.RegisterAsync(fixture.As("alice"), TestModels.IrisManifest(name, "1"), TestModels.Iris.OnnxBytes);
+
+        using var impostor = await fixture.Client(fixture.Jwt("alice", "a")).GetAsync($"/v2/models/{name}", Ct);
+        using var owner = await fixture.As("alice").GetAsync($"/v2/models/{name}", Ct);
+
+        Assert.Equal(HttpStatusCode.NotFound, impostor.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, owner.StatusCode);
+    }
+
+    [Fact]
+    public async Task Metrics_on_the_api_port_are_for_admins_because_their_labels_name_private_models()
+    {
+        using var anonymous = await fixture.Client(null).GetAsync("/metrics", Ct);
+        using var user = await fixture.As("bob").GetAsync("/metrics", Ct);
+        using var admin = await fixture.As("admin").GetAsync("/metrics", Ct);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, user.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, admin.StatusCode);
+
+        // The dedicated metrics port is the scraper's, anonymous by default.
+        var metricsPort = fixture.Gateway.Services.GetRequiredService<Carml.Orleans.Gateway.Observability.MetricsEndpoint>().Uri!;
+        using var scraper = new HttpClient { BaseAddress = metricsPort };
+        Assert.Equal(HttpStatusCode.OK, (await scraper.GetAsync("/metrics", Ct)).StatusCode);
     }
 }

@@ -55,7 +55,7 @@ public sealed class JwtSettingsTests : IDisposable
 
         var principal = JwtBearerSetup.ToPrincipal(token, new JwtOptions())!;
 
-        Assert.Equal("alice", principal.User);
+        Assert.Equal("jwt:alice", principal.User); // never the same name as an API-key user "alice"
         Assert.Equal("acme", principal.Organization);
         Assert.Equal(["ml", "research"], principal.Groups);
         Assert.True(principal.Admin);
@@ -73,7 +73,7 @@ public sealed class JwtSettingsTests : IDisposable
     {
         var token = new ClaimsPrincipal(new ClaimsIdentity([new Claim("email", "bob@example.com"), new Claim("tenant", "t1"), new Claim("scope", "ml carml-admin")]));
 
-        var principal = JwtBearerSetup.ToPrincipal(token, new JwtOptions { UserClaim = "email", OrganizationClaim = "tenant", RolesClaim = "scope", AdminRole = "carml-admin" })!;
+        var principal = JwtBearerSetup.ToPrincipal(token, new JwtOptions { UserClaim = "email", OrganizationClaim = "tenant", RolesClaim = "scope", AdminRole = "carml-admin", UserPrefix = "" })!;
 
         Assert.Equal("bob@example.com", principal.User);
         Assert.Equal("t1", principal.Organization);
