@@ -22,7 +22,12 @@ public static class HealthApi
     private static async Task<IResult> CheckAsync(Observability.GatewayHealth health, CancellationToken cancellationToken)
     {
         var report = await health.CheckAsync(cancellationToken);
-        return Results.Json(new { status = report.Healthy ? "ok" : "degraded", components = report.Components }, statusCode: report.Healthy ? 200 : 503);
+
+        // /healthz needs no credentials; a failure's message (hosts, ports, database names) is for admins only.
+        var components = Security.RequestPrincipal.Current is { Admin: true }
+            ? report.Components
+            : report.Components.ToDictionary(c => c.Key, c => c.Value with { Error = c.Value.Error is null ? null : "hidden: ask as an admin for the detail" });
+        return Results.Json(new { status = report.Healthy ? "ok" : "degraded", components }, statusCode: report.Healthy ? 200 : 503);
     }
 }
 
