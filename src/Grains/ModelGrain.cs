@@ -464,6 +464,14 @@ public sealed partial class ModelGrain(
         }
 
         var (state, reason) = Summarize(_replicas);
+        if (state != ModelState.Unschedulable
+            && ReplicaPlacementPolicy.UnschedulableReason(silos.ActiveSilos(), ReplicaPlacement.For(manifest)) is { } gone)
+        {
+            // The silos it can run on have left since its replicas loaded (a GPU silo died): say so rather than "ready".
+            // A request, or the next load, places the replicas again once a suitable silo is back.
+            (state, reason) = (ModelState.Unschedulable, gone);
+        }
+
         return new ModelStatus
         {
             Manifest = manifest,

@@ -200,6 +200,21 @@ public sealed class PlacementClusterTests
     }
 
     [Fact]
+    public async Task A_gpu_model_whose_only_gpu_silo_leaves_reports_unschedulable_instead_of_ready()
+    {
+        await using var cluster = await PlacementCluster.StartAsync(0, 16384);
+        var (manifest, artifact) = await cluster.IrisAsync("gpu-gone", "{device: gpu}");
+        var model = cluster.Grains.GetGrain<IModelGrain>("gpu-gone/1");
+        Assert.Equal(ModelState.Ready, (await model.RegisterAsync(manifest, artifact)).State);
+
+        var gpuSilo = cluster.Cluster.Silos.Single(s => cluster.GpuSilos.Contains(s.SiloAddress.ToString()));
+        await cluster.Cluster.StopSiloAsync(gpuSilo, Ct);
+        var gone = await WaitForAsync(model, s => s.State == ModelState.Unschedulable, "the model to report that no GPU silo is left");
+
+        Assert.Matches(@"^needs a GPU silo; the cluster has none: silo \S+ cpu$", gone.Reason);
+    }
+
+    [Fact]
     public async Task Gpu_model_on_a_cpu_only_cluster_is_unschedulable_at_once_and_loads_when_a_gpu_silo_joins()
     {
         await using var cluster = await PlacementCluster.StartAsync(0);
