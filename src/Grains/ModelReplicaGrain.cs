@@ -264,6 +264,7 @@ public sealed partial class ModelReplicaGrain(
             _loaded = new LocalReplica(manifest, artifact, session, info, runtimeOptions.Value.ConcurrentRunsFor(manifest));
             resident.Replica = _loaded;
             _resident = resident;
+            budget.Loaded(); // the agent report shows the provider now, not "loading" until the next heartbeat
             directory.Publish(Key, _loaded);
             CarmlTelemetry.ModelLoadSeconds.Record(info.LoadTime.TotalSeconds, new("model", manifest.Name), new("version", manifest.Version));
             CarmlTelemetry.TrackLoaded(_loaded, manifest.Name, manifest.Version, info.SiloAddress, memory);

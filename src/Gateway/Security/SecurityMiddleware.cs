@@ -39,8 +39,10 @@ public static class AccessRules
         || (request.Path.StartsWithSegments("/api/agents") && !HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method))
         || (request.Path.StartsWithSegments("/api/datasets") && HttpMethods.IsDelete(request.Method));
 
+    /// <summary>A gRPC call: HTTP/2 with a gRPC content type (an HTTP/1.1 request claiming it gets plain HTTP refusals).</summary>
     public static bool IsGrpc(HttpRequest request) =>
-        request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true;
+        HttpProtocol.IsHttp2(request.Protocol)
+        && request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true;
 }
 
 /// <summary>

@@ -158,6 +158,9 @@ public sealed class ModelMemoryBudget(long budgetBytes, TimeProvider time)
         SignalChange();
     }
 
+    /// <summary>Tells watchers (the agent report) that a reserved replica finished loading and now has its provider.</summary>
+    public void Loaded() => SignalChange();
+
     private void SignalChange() =>
         Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 

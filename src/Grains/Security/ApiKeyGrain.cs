@@ -25,7 +25,16 @@ public sealed class ApiKeyGrain(
         await GrainFactory.GetGrain<IApiKeyIndexGrain>(IApiKeyIndexGrain.DefaultKey).AddAsync(record.Id);
     }
 
-    public Task<ApiKeyRecord?> GetAsync() => Task.FromResult(state.State.Key);
+    public Task<ApiKeyRecord?> GetAsync()
+    {
+        if (state.State.Key is null)
+        {
+            // A made-up key id: do not keep an activation per guess in the silo's memory.
+            DeactivateOnIdle();
+        }
+
+        return Task.FromResult(state.State.Key);
+    }
 
     public async Task<ApiKeyRecord?> RevokeAsync(DateTimeOffset at)
     {

@@ -23,6 +23,22 @@ public sealed class AttackTests(SecuredGatewayFixture fixture)
     }
 
     [Fact]
+    public async Task An_http1_request_claiming_a_grpc_content_type_is_refused_with_a_plain_401()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/models/iris/infer")
+        {
+            Content = new ByteArrayContent([0, 0, 0, 0, 0]),
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+
+        using var response = await fixture.Client(null).SendAsync(request, Ct);
+
+        // Proxies and access logs must see the refusal, not a 200 carrying a grpc-status header.
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.False(response.Headers.Contains("grpc-status"));
+    }
+
+    [Fact]
     public async Task Huge_headers_are_refused_with_431()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/models");
