@@ -120,3 +120,29 @@ public static class TextLineImages
         return new InvalidOperationException();
     }
 }
+
+/// <summary>Registers the PP-OCR orientation classifier on one gateway at most once, for fixtures shared by several tests.</summary>
+public sealed class OrientationModelRegistration
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private bool _registered;
+
+    /// <summary>Registers it unless already done; skips the calling test when npm is missing.</summary>
+    public async Task EnsureAsync(HttpClient gateway)
+    {
+        var bytes = await OrientationModel.BytesAsync();
+        await _gate.WaitAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            if (!_registered)
+            {
+                await ModelRegistration.RegisterAsync(gateway, OrientationModel.Manifest, bytes);
+                _registered = true;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+}

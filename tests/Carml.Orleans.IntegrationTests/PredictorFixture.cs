@@ -13,9 +13,8 @@ public sealed class PredictorFixture : IAsyncLifetime
     public const string TabularModelName = "iris-no-images";
 
     private readonly TempDirectory _data = new();
-    private readonly SemaphoreSlim _registration = new(1, 1);
+    private readonly OrientationModelRegistration _orientation = new();
     private GatewayInstance? _gateway;
-    private bool _registered;
 
     public ManualClock Clock { get; } = new();
 
@@ -38,23 +37,7 @@ public sealed class PredictorFixture : IAsyncLifetime
     }
 
     /// <summary>Registers the PP-OCR classifier once; skips the calling test when npm is missing.</summary>
-    public async Task EnsureOrientationModelAsync()
-    {
-        var bytes = await OrientationModel.BytesAsync();
-        await _registration.WaitAsync(TestContext.Current.CancellationToken);
-        try
-        {
-            if (!_registered)
-            {
-                await ModelRegistration.RegisterAsync(Gateway.Http, OrientationModel.Manifest, bytes);
-                _registered = true;
-            }
-        }
-        finally
-        {
-            _registration.Release();
-        }
-    }
+    public Task EnsureOrientationModelAsync() => _orientation.EnsureAsync(Gateway.Http);
 
     public async ValueTask DisposeAsync()
     {

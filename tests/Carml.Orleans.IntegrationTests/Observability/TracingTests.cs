@@ -103,27 +103,10 @@ public sealed class TracingFixture : IAsyncLifetime
         new Dictionary<string, string?> { ["Carml:Runs:Record"] = "all" },
         services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(Spans)));
 
-    private readonly SemaphoreSlim _registration = new(1, 1);
-    private bool _orientationRegistered;
+    private readonly OrientationModelRegistration _orientation = new();
 
     /// <summary>Registers the PP-OCR orientation classifier (an image model) once, for the predictor API's spans.</summary>
-    public async Task EnsureOrientationModelAsync()
-    {
-        var bytes = await OrientationModel.BytesAsync();
-        await _registration.WaitAsync(TestContext.Current.CancellationToken);
-        try
-        {
-            if (!_orientationRegistered)
-            {
-                await ModelRegistration.RegisterAsync(Gateway.Http, OrientationModel.Manifest, bytes);
-                _orientationRegistered = true;
-            }
-        }
-        finally
-        {
-            _registration.Release();
-        }
-    }
+    public Task EnsureOrientationModelAsync() => _orientation.EnsureAsync(Gateway.Http);
 
     public async ValueTask DisposeAsync()
     {
