@@ -140,7 +140,7 @@ public sealed class ManifestReaderTests
 
 public sealed class ManifestBatchingTests
 {
-    private const string Base = """
+    internal const string Base = """
         name: mlp
         version: "1"
         max_batch_size: 32
@@ -222,13 +222,7 @@ public sealed class ManifestBatchingTests
 
 public sealed class ManifestDeploymentTests
 {
-    private const string Base = """
-        name: mlp
-        version: "1"
-        max_batch_size: 32
-        inputs: [{name: x, datatype: FP32, shape: [-1, 4]}]
-        outputs: [{name: y, datatype: FP32, shape: [-1, 2]}]
-        """;
+    private const string Base = ManifestBatchingTests.Base;
 
     [Fact]
     public void Deployment_section_is_read()
