@@ -128,10 +128,17 @@ public sealed partial class ModelReplicaGrain(
         return Task.CompletedTask;
     }
 
-    public async Task EvictAsync()
+    public async Task EvictAsync(string loadId)
     {
-        if (_loaded is not { } loaded)
+        if (_loaded is not { } loaded || loaded.Info.LoadId != loadId)
         {
+            // The load the budget chose is gone already (this message may even have activated an empty replica, or a
+            // newer load replaced it): nothing to evict, and an empty activation should not linger.
+            if (_loaded is null)
+            {
+                DeactivateOnIdle();
+            }
+
             return;
         }
 
@@ -313,7 +320,7 @@ public sealed partial class ModelReplicaGrain(
         public void Evict()
         {
             // A message to the replica's own activation: its state changes only on its own turn.
-            self.EvictAsync().ContinueWith(
+            self.EvictAsync(Replica?.Info.LoadId ?? string.Empty).ContinueWith(
                 t => LogEvictFailed(logger, key, t.Exception!),
                 CancellationToken.None,
                 TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,

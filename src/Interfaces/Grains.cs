@@ -90,10 +90,11 @@ public interface IModelReplicaGrain : IGrainWithStringKey
 
     /// <summary>
     /// Unloads the replica because the silo's memory budget needs the room (its memory is already released there) and
-    /// tells the model grain; the next request re-activates and reloads it.
+    /// tells the model grain; the next request re-activates and reloads it. Only the load the budget chose
+    /// (<paramref name="loadId"/>, <see cref="ReplicaInfo.LoadId"/>) is evicted, never a newer one.
     /// </summary>
     [Alias("Evict")]
-    Task EvictAsync();
+    Task EvictAsync(string loadId);
 }
 
 /// <summary>What a loaded replica runs on.</summary>

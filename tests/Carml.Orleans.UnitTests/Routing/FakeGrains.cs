@@ -136,7 +136,7 @@ internal sealed class FakeReplicaGrain(string key) : IModelReplicaGrain
 
     public Task UnloadAsync() => throw new NotSupportedException();
 
-    public Task EvictAsync() => throw new NotSupportedException();
+    public Task EvictAsync(string loadId) => throw new NotSupportedException();
 
     public void FailWith(Func<Exception> failure) => Behaviour = (_, _, _) => Task.FromException<InferenceResponse?>(failure());
 }
