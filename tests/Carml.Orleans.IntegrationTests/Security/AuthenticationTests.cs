@@ -182,7 +182,18 @@ public sealed class AuthenticationTests(SecuredGatewayFixture fixture)
             }
             catch (RpcException e)
             {
-                return e.StatusCode;
+                // The server may refuse before the request is written: the write then fails (as Cancelled) and the
+                // call's own status, once its trailers are in, says why.
+                try
+                {
+                    await call.ResponseHeadersAsync;
+                }
+                catch (RpcException)
+                {
+                    // The refusal itself; its status is read below.
+                }
+
+                return call.GetStatus() is { StatusCode: not StatusCode.OK } status ? status.StatusCode : e.StatusCode;
             }
         }
 
