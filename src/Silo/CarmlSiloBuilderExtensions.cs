@@ -21,23 +21,15 @@ public static class CarmlSiloBuilderExtensions
     /// </summary>
     public static ISiloBuilder UseCarmlStandalone(this ISiloBuilder silo, IConfiguration configuration)
     {
-        var options = configuration.GetSection(CarmlSiloOptions.Section).Get<CarmlSiloOptions>() ?? new CarmlSiloOptions();
-        var dataDirectory = Path.GetFullPath(options.DataDirectory);
-        Directory.CreateDirectory(dataDirectory);
-
+        var (options, dataDirectory) = ReadOptions(configuration);
         silo.UseLocalhostClustering(
             siloPort: FreePort.Resolve(options.SiloPort),
             gatewayPort: FreePort.Resolve(options.GatewayPort),
             serviceId: options.ServiceId,
             clusterId: options.ClusterId);
         silo.AddSqliteGrainStorage(StorageNames.Models, o => o.DatabasePath = Path.Combine(dataDirectory, "carml.db"));
-        silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
-        silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
-        silo.Services.AddCarmlGrainServices(configuration);
-        silo.UseCarmlSiloMetadata(configuration);
         silo.Services.AddSingleton<IRunStore>(new SqliteRunStore(Path.Combine(dataDirectory, "runs.db")));
-        silo.AddCarmlObservability(configuration);
-        return silo;
+        return silo.AddCarmlSiloServices(configuration, dataDirectory);
     }
 
     /// <summary>
@@ -49,9 +41,7 @@ public static class CarmlSiloBuilderExtensions
     /// </summary>
     public static ISiloBuilder UseCarmlCluster(this ISiloBuilder silo, IConfiguration configuration)
     {
-        var options = configuration.GetSection(CarmlSiloOptions.Section).Get<CarmlSiloOptions>() ?? new CarmlSiloOptions();
-        var dataDirectory = Path.GetFullPath(options.DataDirectory);
-        Directory.CreateDirectory(dataDirectory);
+        var (options, dataDirectory) = ReadOptions(configuration);
         if (!IPAddress.TryParse(options.AdvertisedAddress, out var advertised))
         {
             throw new InvalidOperationException($"Carml:Silo:AdvertisedAddress '{options.AdvertisedAddress}' is not an IP address.");
@@ -77,11 +67,27 @@ public static class CarmlSiloBuilderExtensions
             }
         });
         silo.AddClusterGrainStorage(configuration, dataDirectory);
+        silo.Services.AddSingleton(ClusterStorage.CreateRunStore(configuration, dataDirectory));
+        return silo.AddCarmlSiloServices(configuration, dataDirectory);
+    }
+
+    /// <summary>The silo options and the data directory (made absolute and created).</summary>
+    private static (CarmlSiloOptions Options, string DataDirectory) ReadOptions(IConfiguration configuration)
+    {
+        var options = configuration.GetSection(CarmlSiloOptions.Section).Get<CarmlSiloOptions>() ?? new CarmlSiloOptions();
+        var dataDirectory = Path.GetFullPath(options.DataDirectory);
+        Directory.CreateDirectory(dataDirectory);
+        return (options, dataDirectory);
+    }
+
+    /// <summary>What every silo runs whatever its mode: model files and uploads under the data directory, the grains'
+    /// services, capability metadata and observability.</summary>
+    private static ISiloBuilder AddCarmlSiloServices(this ISiloBuilder silo, IConfiguration configuration, string dataDirectory)
+    {
         silo.Services.Configure<ContentStoreOptions>(o => o.Root = Path.Combine(dataDirectory, "artifacts"));
         silo.Services.Configure<UploadOptions>(o => o.Root = Path.Combine(dataDirectory, "uploads"));
         silo.Services.AddCarmlGrainServices(configuration);
         silo.UseCarmlSiloMetadata(configuration);
-        silo.Services.AddSingleton(ClusterStorage.CreateRunStore(configuration, dataDirectory));
         silo.AddCarmlObservability(configuration);
         return silo;
     }
