@@ -35,28 +35,7 @@ public static class ConsulHostingExtensions
         return services;
     }
 
-    /// <summary>Adds <see cref="IRegistry"/>: Consul or embedded as <c>Carml:Registry:Provider</c> says.</summary>
-    public static IServiceCollection AddCarmlRegistry(this IServiceCollection services, IConfiguration configuration)
-    {
-        services.AddOptions<RegistryOptions>()
-            .Bind(configuration.GetSection(RegistryOptions.Section))
-            .Validate(o => o.Provider is RegistryOptions.ConsulProvider or RegistryOptions.EmbeddedProvider, "Carml:Registry:Provider must be 'consul' or 'embedded'.")
-            .ValidateOnStart();
-        var provider = configuration.GetSection(RegistryOptions.Section)[nameof(RegistryOptions.Provider)] ?? RegistryOptions.EmbeddedProvider;
-        if (string.Equals(provider, RegistryOptions.ConsulProvider, StringComparison.OrdinalIgnoreCase))
-        {
-            services.AddConsulClient(configuration);
-            services.TryAddSingleton<IRegistry, ConsulRegistry>();
-        }
-        else
-        {
-            services.TryAddSingleton<IRegistry>(sp => new EmbeddedRegistry(sp.GetService<TimeProvider>()));
-        }
-
-        return services;
-    }
-
-    /// <summary>Adds <see cref="IRegistry"/> on Consul whatever <c>Carml:Registry:Provider</c> says (cluster mode).</summary>
+    /// <summary>Adds <see cref="IRegistry"/> on Consul (cluster mode).</summary>
     public static IServiceCollection AddConsulRegistry(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddConsulClient(configuration);

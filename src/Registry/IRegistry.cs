@@ -46,7 +46,7 @@ public interface IRegistryLock : IAsyncDisposable
 
 /// <summary>
 /// CarML's key/value registry: keys are relative to the provider's root (default <c>carml/</c>). Providers: Consul (see
-/// <see cref="ConsulRegistry"/>) and embedded (<see cref="EmbeddedRegistry"/>, in-process, for standalone mode).
+/// <see cref="ConsulRegistry"/>) and embedded (<see cref="EmbeddedRegistry"/>, in-process; held to the same contract tests, not wired into standalone mode, which needs no registry).
 /// </summary>
 public interface IRegistry : IAsyncDisposable
 {

@@ -1,15 +1,9 @@
 namespace Carml.Orleans.Registry;
 
-/// <summary>Which registry provider to use and where its keys live. Section <c>Carml:Registry</c>.</summary>
+/// <summary>Where the registry's keys live. Section <c>Carml:Registry</c>.</summary>
 public sealed class RegistryOptions
 {
     public const string Section = "Carml:Registry";
-    public const string ConsulProvider = "consul";
-    public const string EmbeddedProvider = "embedded";
-
-    /// <summary><c>consul</c> or <c>embedded</c>.</summary>
-    public string Provider { get; set; } = EmbeddedProvider;
-
     /// <summary>Prefix of every key; ends with '/'.</summary>
     public string Root { get; set; } = "carml/";
 

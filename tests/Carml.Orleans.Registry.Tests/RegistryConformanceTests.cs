@@ -8,7 +8,10 @@ namespace Carml.Orleans.Registry.Tests;
 /// <summary>CarML's key/value registry contract, held by both providers: Consul and embedded.</summary>
 public sealed class RegistryConformanceTests(ConsulTarget target) : IClassFixture<ConsulTarget>
 {
-    public static TheoryData<string> Providers => [RegistryOptions.ConsulProvider, RegistryOptions.EmbeddedProvider];
+    private const string Consul = "consul";
+    private const string Embedded = "embedded";
+
+    public static TheoryData<string> Providers => [Consul, Embedded];
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -228,7 +231,7 @@ public sealed class RegistryConformanceTests(ConsulTarget target) : IClassFixtur
     [Fact]
     public async Task A_consul_lock_is_lost_when_its_session_dies()
     {
-        await using var subject = Create(RegistryOptions.ConsulProvider);
+        await using var subject = Create(Consul);
         var consul = target.CreateClient();
         await using var registryLock = subject.Registry.NewLock("locks/lost", TimeSpan.FromSeconds(10));
         var held = await registryLock.LockAsync(Ct);
@@ -244,7 +247,7 @@ public sealed class RegistryConformanceTests(ConsulTarget target) : IClassFixtur
     [Fact]
     public async Task Close_releases_ttl_keys_and_locks()
     {
-        var subject = Create(RegistryOptions.ConsulProvider);
+        var subject = Create(Consul);
         await subject.Registry.PutAsync("closing/ttl", Bytes("x"), new RegistryWriteOptions { Ttl = TimeSpan.FromSeconds(30) }, Ct);
         var registryLock = subject.Registry.NewLock("closing/lock", TimeSpan.FromSeconds(10));
         await registryLock.LockAsync(Ct);
@@ -259,7 +262,7 @@ public sealed class RegistryConformanceTests(ConsulTarget target) : IClassFixtur
     private RegistryUnderTest Create(string provider)
     {
         var root = NewPrefix();
-        if (provider == RegistryOptions.EmbeddedProvider)
+        if (provider == Embedded)
         {
             var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
             return new RegistryUnderTest(new EmbeddedRegistry(clock), root, d =>
@@ -269,7 +272,7 @@ public sealed class RegistryConformanceTests(ConsulTarget target) : IClassFixtur
             });
         }
 
-        var registry = new ConsulRegistry(target.CreateClient(), Options.Create(new RegistryOptions { Provider = provider, Root = root }), NullLogger<ConsulRegistry>.Instance);
+        var registry = new ConsulRegistry(target.CreateClient(), Options.Create(new RegistryOptions { Root = root }), NullLogger<ConsulRegistry>.Instance);
         return new RegistryUnderTest(registry, root, target.PassAsync);
     }
 
