@@ -15,7 +15,7 @@ public sealed class RequestSizeLimitMiddleware(RequestDelegate next, IOptions<Ga
     public Task InvokeAsync(HttpContext context)
     {
         var limit = options.Value.MaxRequestBytes;
-        if (context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true)
+        if (Security.AccessRules.IsGrpc(context.Request))
         {
             if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
             {

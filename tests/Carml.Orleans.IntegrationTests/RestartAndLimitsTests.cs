@@ -75,5 +75,11 @@ public sealed class RestartAndLimitsTests
         Assert.Contains("larger than", (await json.JsonAsync()).GetProperty("error").GetString());
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, upload.StatusCode);
         Assert.True(grpc.StatusCode == StatusCode.ResourceExhausted, grpc.ToString());
+
+        // A plain HTTP/1.1 request that only claims a gRPC content type gets the HTTP limit, not gRPC's per-message one.
+        using var disguised = new ByteArrayContent(new byte[40_000]);
+        disguised.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        using var refused = await gateway.Http.PostAsync("/v2/models/iris/infer", disguised, Ct);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, refused.StatusCode);
     }
 }

@@ -57,7 +57,7 @@ public sealed class GatewayTracingMiddleware(RequestDelegate next, GatewayTraceL
 {
     public Task InvokeAsync(HttpContext context)
     {
-        var grpc = context.Request.ContentType?.StartsWith("application/grpc", StringComparison.Ordinal) == true;
+        var grpc = Security.AccessRules.IsGrpc(context.Request);
         InferenceMetrics.Protocol = grpc ? InferenceMetrics.Grpc : InferenceMetrics.Http;
         var valid = levels.TryResolve(context.Request, out var level, out var error);
         var activity = Activity.Current;
