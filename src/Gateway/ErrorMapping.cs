@@ -50,6 +50,10 @@ public static class ErrorMapping
         BadHttpRequestException bad => ModelException.InvalidArgument(bad.Message),
         Core.ContentTooLargeException tooLarge => new ModelException(ModelErrorKind.PayloadTooLarge, tooLarge.Message),
         InvalidDataException malformed => ModelException.InvalidArgument($"The request body is malformed: {malformed.Message}"),
+        // ASP.NET Core's multipart reader throws a plain IOException when the body ends before its closing boundary (or
+        // never had one): the client's body is malformed. Disk and network faults elsewhere stay server faults.
+        IOException multipart when IsMultipartReader(multipart) =>
+            ModelException.InvalidArgument("The multipart body is malformed or ended before its closing boundary."),
         SiloUnavailableException or OrleansMessageRejectionException =>
             new ModelException(ModelErrorKind.Unavailable, "The cluster cannot serve the request right now; retry shortly."),
         TimeoutException => new ModelException(ModelErrorKind.DeadlineExceeded, "The request timed out inside the cluster."),
@@ -57,4 +61,7 @@ public static class ErrorMapping
             new ModelException(ModelErrorKind.Unavailable, "The cluster cannot serve the request right now; retry shortly."),
         _ => null,
     };
+
+    private static bool IsMultipartReader(IOException exception) =>
+        exception.TargetSite?.DeclaringType?.FullName?.StartsWith("Microsoft.AspNetCore.WebUtilities.Multipart", StringComparison.Ordinal) == true;
 }

@@ -279,6 +279,20 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
         Assert.Contains("Unknown multipart part 'weights'", (await second.JsonAsync()).GetProperty("detail").GetString());
     }
 
+    [Theory]
+    [InlineData("--x\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\nname: a")]
+    [InlineData("no boundary line at all")]
+    public async Task A_truncated_or_malformed_multipart_body_is_400(string body)
+    {
+        using var content = new StringContent(body);
+        content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("multipart/form-data; boundary=x");
+
+        using var response = await Http.PostAsync("/api/models", content, Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
     [Fact]
     public async Task Unknown_model_and_artifact_are_404_problem_details()
     {
