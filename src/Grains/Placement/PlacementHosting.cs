@@ -28,6 +28,10 @@ public static class PlacementHosting
     {
         var agent = configuration.GetSection(AgentOptions.Section).Get<AgentOptions>() ?? new AgentOptions();
         var detector = new HardwareDetector(Options.Create(agent));
+
+        // The metadata is fixed when the silo is built; the rest of the silo (agent reports, placement, the replicas'
+        // provider choice) uses this same detector, so nvidia-smi runs once per silo.
+        silo.Services.Replace(ServiceDescriptor.Singleton(detector));
         var metadata = configuration.GetSection("Orleans:Metadata").Get<Dictionary<string, string>>() ?? [];
         foreach (var (key, value) in SiloCapabilities.From("local", detector.Gpus).ToMetadata())
         {
