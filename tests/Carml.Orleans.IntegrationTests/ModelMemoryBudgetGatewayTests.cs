@@ -59,6 +59,7 @@ public sealed class ModelMemoryBudgetGatewayTests
             ["Carml:SampleModel:Enabled"] = "false",
             ["Carml:Silo:ModelMemoryBudgetBytes"] = (charge * 5 / 2).ToString(CultureInfo.InvariantCulture),
         });
+        var evictionsBefore = await EvictionsAsync(gateway.Http);
         var request = KServeHttpTests.IrisRequest(TestModels.IrisRows.Take(1));
         foreach (var name in new[] { "mem-a", "mem-b", "mem-c" })
         {
@@ -98,15 +99,20 @@ public sealed class ModelMemoryBudgetGatewayTests
         Assert.Equal("ready", b.GetProperty("state").GetString());
         Assert.Equal("CPUExecutionProvider", aAgain.GetProperty("replicas")[0].GetProperty("execution_provider").GetString());
 
-        // The evictions are metrics too (the counter is process-wide, so other tests may have added to it).
+        // The evictions are metrics too: the counter is process-wide, so it must have grown by this test's two.
         var evictions = 0.0;
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (evictions < 2)
+        while (evictions < evictionsBefore + 2)
         {
-            var scrape = await gateway.Http.GetStringAsync("/metrics", Ct);
-            var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith("carml_model_evictions_total", StringComparison.Ordinal));
-            evictions = line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-            Assert.True(evictions >= 2 || DateTime.UtcNow < deadline, $"Waited 30 s for carml_model_evictions_total >= 2; last line: {line ?? "(none)"}");
+            evictions = await EvictionsAsync(gateway.Http);
+            Assert.True(evictions >= evictionsBefore + 2 || DateTime.UtcNow < deadline, $"Waited 30 s for carml_model_evictions_total to grow by 2 from {evictionsBefore}; it is {evictions}");
         }
+    }
+
+    private static async Task<double> EvictionsAsync(HttpClient http)
+    {
+        var scrape = await http.GetStringAsync("/metrics", TestContext.Current.CancellationToken);
+        var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith("carml_model_evictions_total", StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
     }
 }
