@@ -40,7 +40,7 @@ public sealed class KServeServer(ModelRouter router, IGrainFactory grains, Serve
     /// <summary>Whether the version can serve now. Throws NotFound for an unknown model or version.</summary>
     public async Task<bool> IsModelReadyAsync(string name, string? version)
     {
-        var id = await router.ResolveVersionAsync(name, version);
+        var id = (await router.ResolveAsync(name, version)).Id; // the cached route: no catalog read per poll of "latest"
         var status = await grains.GetGrain<IModelGrain>(id.Key).GetStatusAsync()
             ?? throw ModelException.UnknownModel(id.Name, id.Version);
         return status.State == ModelState.Ready;

@@ -1,3 +1,4 @@
+using Carml.Orleans.Core;
 using Carml.Orleans.Gateway.KServe.Grpc;
 using Carml.Orleans.Interfaces;
 using Microsoft.Extensions.Options;
@@ -36,21 +37,9 @@ public sealed class InferenceLimits(IOptions<LimitOptions> options)
         }
     }
 
-    private static long Elements(IReadOnlyList<long> shape)
-    {
-        long count = 1;
-        foreach (var dimension in shape)
-        {
-            if (dimension < 0)
-            {
-                return 0; // a negative dimension is the validator's to report
-            }
-
-            count = dimension != 0 && count > long.MaxValue / dimension ? long.MaxValue : count * dimension;
-        }
-
-        return count;
-    }
+    /// <summary>The shape's element count, long.MaxValue when it overflows; 0 for a negative dimension (the validator's to report).</summary>
+    private static long Elements(IReadOnlyList<long> shape) =>
+        shape.Any(dimension => dimension < 0) ? 0 : TensorDatatypes.ElementCount(shape) ?? long.MaxValue;
 
     private static long Saturating(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
 }
