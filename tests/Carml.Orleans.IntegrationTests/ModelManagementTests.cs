@@ -143,6 +143,7 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
     [InlineData("page_size=0")]
     [InlineData("page_size=5000")]
     [InlineData("page_token=%25%25%25")]
+    [InlineData("page_token=abc")]
     [InlineData("page_size=abc")]
     public async Task Bad_paging_parameters_are_400(string query)
     {
