@@ -183,17 +183,20 @@ public sealed class AuthenticationTests(SecuredGatewayFixture fixture)
             catch (RpcException e)
             {
                 // The server may refuse before the request is written: the write then fails (as Cancelled) and the
-                // call's own status, once its trailers are in, says why.
+                // call's own status says why. Reading the response stream waits for the call to finish and throws
+                // that status (GetStatus would race the trailers).
                 try
                 {
-                    await call.ResponseHeadersAsync;
+                    while (await call.ResponseStream.MoveNext(Ct))
+                    {
+                    }
                 }
-                catch (RpcException)
+                catch (RpcException refusal)
                 {
-                    // The refusal itself; its status is read below.
+                    return refusal.StatusCode;
                 }
 
-                return call.GetStatus() is { StatusCode: not StatusCode.OK } status ? status.StatusCode : e.StatusCode;
+                return e.StatusCode;
             }
         }
 
