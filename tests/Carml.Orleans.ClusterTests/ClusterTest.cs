@@ -140,10 +140,5 @@ public abstract class ClusterTest(string name) : IAsyncLifetime
     /// <summary>Everything the processes printed, for failure messages.</summary>
     protected string Outputs() => string.Join('\n', Processes.Select(p => p.Output));
 
-    protected static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    protected static int FreePort() => Carml.Orleans.Core.FreePort.Next();
 }

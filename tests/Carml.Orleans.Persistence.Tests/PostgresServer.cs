@@ -62,7 +62,7 @@ public sealed class PostgresServer : IAsyncLifetime
             await RunAsync("chown", ["postgres", _root]);
         }
 
-        Port = FreePort();
+        Port = Carml.Orleans.Core.FreePort.Next();
         var data = Path.Combine(_root, "data");
         await RunAsync(Path.Combine(_bin, "initdb"), ["-D", data, "-U", "carml", "--auth=trust", "--no-sync", "-E", "UTF8"], asRoot);
         await RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", data, "-l", Path.Combine(_root, "server.log"), "-w", "-t", "60",
@@ -82,13 +82,6 @@ public sealed class PostgresServer : IAsyncLifetime
         {
             Directory.Delete(_root, recursive: true);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static async Task RunAsync(string program, string[] arguments, bool asPostgres = false)

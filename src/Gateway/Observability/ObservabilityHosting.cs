@@ -1,4 +1,5 @@
 using System.Net;
+using Carml.Orleans.Core;
 using Carml.Orleans.Core.Telemetry;
 using Carml.Orleans.Silo;
 using Carml.Orleans.Silo.Telemetry;
