@@ -9,7 +9,7 @@ public static partial class ManifestValidator
     public const int MaxNameLength = 128;
 
     /// <summary>Versions that are not versions but words the API resolves.</summary>
-    public static readonly IReadOnlySet<string> ReservedVersions = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "latest" };
+    public static readonly IReadOnlySet<string> ReservedVersions = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { VersionSelector.Latest };
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     private static partial Regex IdentifierPattern();

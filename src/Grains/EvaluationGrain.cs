@@ -91,9 +91,7 @@ public sealed partial class EvaluationGrain(IRunStore runs, ILocalSiloDetails si
     private async Task<Plan> PlanAsync(EvaluationRequest request)
     {
         var versions = await GrainFactory.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.DefaultKey).GetVersionsAsync(request.Model);
-        var version = string.IsNullOrEmpty(request.Version) || request.Version.Equals("latest", StringComparison.OrdinalIgnoreCase)
-            ? versions.LastOrDefault() ?? throw ModelException.UnknownModel(request.Model, null)
-            : request.Version;
+        var version = VersionSelector.Select(request.Version, versions) ?? throw ModelException.UnknownModel(request.Model, null);
         var id = new ModelId(request.Model, version);
         var status = await GrainFactory.GetGrain<IModelGrain>(id.Key).GetStatusAsync() ?? throw ModelException.UnknownModel(id.Name, id.Version);
         var manifest = status.Manifest;

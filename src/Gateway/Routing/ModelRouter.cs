@@ -59,14 +59,12 @@ public sealed partial class ModelRouter(
     private readonly FailoverOptions _failover = failover?.Value ?? new FailoverOptions();
     private readonly ILogger _logger = logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
-    public const string Latest = "latest";
-
     /// <summary>What replica choice and failover did; for metrics.</summary>
     public FailoverCounters Counters { get; } = counters ?? new FailoverCounters();
 
     public async ValueTask<ModelRoute> ResolveAsync(string name, string? version)
     {
-        var key = (name, string.IsNullOrEmpty(version) || version.Equals(Latest, StringComparison.OrdinalIgnoreCase) ? Latest : version);
+        var key = (name, VersionSelector.IsLatest(version) ? VersionSelector.Latest : version);
         var now = time.GetTimestamp();
         var found = _routes.TryGetValue(key, out var cached);
         if (found && cached.Expires > now)
@@ -95,13 +93,13 @@ public sealed partial class ModelRouter(
     /// <summary>The concrete version: the given one, or the highest registered when empty or <c>latest</c>.</summary>
     public async ValueTask<ModelId> ResolveVersionAsync(string name, string? version)
     {
-        if (!string.IsNullOrEmpty(version) && !string.Equals(version, Latest, StringComparison.OrdinalIgnoreCase))
+        if (!VersionSelector.IsLatest(version))
         {
             return new ModelId(name, version);
         }
 
         var versions = await GetVersionsAsync(name);
-        return versions.Count > 0 ? new ModelId(name, versions[^1]) : throw ModelException.UnknownModel(name, null);
+        return VersionSelector.Select(version, versions) is { } latest ? new ModelId(name, latest) : throw ModelException.UnknownModel(name, null);
     }
 
     public Task<IReadOnlyList<string>> GetVersionsAsync(string name) =>

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Carml.Orleans.Core;
 using Carml.Orleans.Interfaces;
 using Microsoft.Extensions.Options;
 
@@ -229,7 +230,7 @@ public sealed class ModelAuthorizer(IGrainFactory grains, IOptions<AuthOptions> 
     }
 
     private static ModelException Hidden(string name, string? version) =>
-        ModelException.UnknownModel(name, string.IsNullOrEmpty(version) || version.Equals("latest", StringComparison.OrdinalIgnoreCase) ? null : version);
+        ModelException.UnknownModel(name, VersionSelector.IsLatest(version) ? null : version);
 }
 
 /// <summary>A name claimed for a registration: released again if the registration fails and leaves no version.</summary>
