@@ -81,17 +81,14 @@ public sealed partial class ModelGrain(
         }
 
         var count = manifest.Deployment?.Replicas ?? 1;
-        if (ReplicaPlacementPolicy.UnschedulableReason(silos.ActiveSilos(), ReplicaPlacement.For(manifest)) is { } unschedulable)
+        _replicas = Enumerable.Range(0, count).Select(i => new ReplicaStatus { Index = i, State = ModelState.Loading }).ToArray();
+        if (MarkUnschedulableIfNoSilo(manifest, Enumerable.Range(0, count)))
         {
             // Nothing can load it yet: keep the registration and say why; a GPU silo joining later picks it up.
             await RecordAsync(manifest, artifact);
-            _replicas = Enumerable.Range(0, count).Select(i => Unschedulable(i, unschedulable)).ToArray();
-            LogUnschedulable(logger, Id.Key, unschedulable);
-            StartRetry();
             return Status()!;
         }
 
-        _replicas = Enumerable.Range(0, count).Select(i => new ReplicaStatus { Index = i, State = ModelState.Loading }).ToArray();
         var failures = await LoadReplicasAsync(manifest, artifact, Enumerable.Range(0, count));
         var rejection = failures.FirstOrDefault(f => f is ModelException { Kind: ModelErrorKind.InvalidArgument })
             ?? (failures.Count == count && _replicas.Any(r => r.State != ModelState.Unschedulable) ? failures[0] : null);
@@ -261,15 +258,8 @@ public sealed partial class ModelGrain(
     private async Task LoadOrMarkUnschedulableAsync(ModelManifest manifest, ModelArtifact artifact, IEnumerable<int> indices)
     {
         var wanted = indices.ToArray();
-        if (ReplicaPlacementPolicy.UnschedulableReason(silos.ActiveSilos(), ReplicaPlacement.For(manifest)) is { } unschedulable)
+        if (MarkUnschedulableIfNoSilo(manifest, wanted))
         {
-            foreach (var i in wanted.Where(i => _replicas[i].State != ModelState.Ready))
-            {
-                _replicas[i] = Unschedulable(i, unschedulable);
-            }
-
-            LogUnschedulable(logger, Id.Key, unschedulable);
-            StartRetry();
             return;
         }
 
@@ -280,6 +270,27 @@ public sealed partial class ModelGrain(
 
         await LoadReplicasAsync(manifest, artifact, wanted);
         StartRetryIfUnschedulable();
+    }
+
+    /// <summary>
+    /// When no active silo can take the model, marks the given replicas that are not ready as unschedulable with the
+    /// reason, and starts the retry timer; false when some silo qualifies.
+    /// </summary>
+    private bool MarkUnschedulableIfNoSilo(ModelManifest manifest, IEnumerable<int> indices)
+    {
+        if (ReplicaPlacementPolicy.UnschedulableReason(silos.ActiveSilos(), ReplicaPlacement.For(manifest)) is not { } reason)
+        {
+            return false;
+        }
+
+        foreach (var i in indices.Where(i => _replicas[i].State != ModelState.Ready))
+        {
+            _replicas[i] = Unschedulable(i, reason);
+        }
+
+        LogUnschedulable(logger, Id.Key, reason);
+        StartRetry();
+        return true;
     }
 
     /// <summary>Loads the replicas in parallel, recording each one's status; returns the failures.</summary>
