@@ -31,6 +31,7 @@ public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
     private readonly string _name;
     private readonly Lock _lock = new();
     private readonly List<Pending> _queue = [];
+    private readonly List<int> _members = []; // TakeCount's choice, under _lock
     private readonly ITimer _delayTimer;
     private long _delayTimerDue = long.MaxValue;
     private int _running;
@@ -178,26 +179,8 @@ public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
                     break;
                 }
 
-                var batch = new Pending[count];
-                var head = _queue[0];
-                batch[0] = head;
-                var taken = 1;
-                _queue.RemoveAt(0);
-                for (var i = 0; i < _queue.Count && taken < count;)
-                {
-                    if (_compatible(head.Request, _queue[i].Request))
-                    {
-                        batch[taken++] = _queue[i];
-                        _queue.RemoveAt(i);
-                    }
-                    else
-                    {
-                        i++;
-                    }
-                }
-
                 _running++;
-                (batches ??= []).Add(batch);
+                (batches ??= []).Add(TakeBatch(count));
             }
         }
 
@@ -244,12 +227,43 @@ public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
         }
     }
 
-    /// <summary>How many requests from the head's kind to dispatch now (0 = wait until <paramref name="waitUntil"/>).</summary>
+    /// <summary>
+    /// Removes the first <paramref name="count"/> members <see cref="TakeCount"/> chose (queue indices, ascending) from
+    /// the queue in one pass, keeping everyone else in arrival order.
+    /// </summary>
+    private Pending[] TakeBatch(int count)
+    {
+        var batch = new Pending[count];
+        var write = _members[0];
+        var taken = 0;
+        for (var read = write; read < _queue.Count; read++)
+        {
+            if (taken < count && read == _members[taken])
+            {
+                batch[taken++] = _queue[read];
+            }
+            else
+            {
+                _queue[write++] = _queue[read];
+            }
+        }
+
+        _queue.RemoveRange(write, _queue.Count - write);
+        return batch;
+    }
+
+    /// <summary>
+    /// How many requests from the head's kind to dispatch now (0 = wait until <paramref name="waitUntil"/>); the
+    /// candidates' queue indices are left in <see cref="_members"/>, so the batch is taken without asking
+    /// compatibility again.
+    /// </summary>
     private int TakeCount(long now, out long waitUntil)
     {
         waitUntil = long.MaxValue;
+        _members.Clear();
         if (!_options.MergeRequests)
         {
+            _members.Add(0);
             return 1;
         }
 
@@ -275,6 +289,7 @@ public sealed class DynamicBatcher<TRequest, TResult> : IDisposable
 
             rows += candidate.Rows;
             count++;
+            _members.Add(i);
             if (IsPreferred(rows))
             {
                 preferredCount = count;
