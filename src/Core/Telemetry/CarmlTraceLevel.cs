@@ -88,8 +88,11 @@ public static class CarmlTraceLevels
                 $"{source} '{text}' is not a trace level; use one of {string.Join(", ", Names)}.");
 
     /// <summary>The level of the request being served (gateway or silo side); <see cref="CarmlTraceLevel.None"/> when unset.</summary>
+    /// <remarks>Carried as the level's number, so reading it (several times per request) parses nothing.</remarks>
     public static CarmlTraceLevel Current =>
-        RequestContext.Get(RequestContextKey) is string name && TryParse(name, out var level) ? level : CarmlTraceLevel.None;
+        RequestContext.Get(RequestContextKey) is int value && value > 0 && value <= (int)CarmlTraceLevel.Full
+            ? (CarmlTraceLevel)value
+            : CarmlTraceLevel.None;
 
     /// <summary>
     /// Raises the level of the request being served (a predictor's trace_level option, a request parameter): the level
@@ -119,7 +122,7 @@ public static class CarmlTraceLevels
         }
         else
         {
-            RequestContext.Set(RequestContextKey, Names[(int)level]);
+            RequestContext.Set(RequestContextKey, (int)level);
         }
     }
 }

@@ -48,7 +48,7 @@ public sealed class CarmlTraceLevelTests
         var seen = await Task.Run(() => CarmlTraceLevels.Current);
 
         Assert.Equal(CarmlTraceLevel.Framework, seen);
-        Assert.Equal("framework", RequestContext.Get(CarmlTraceLevels.RequestContextKey));
+        Assert.Equal((int)CarmlTraceLevel.Framework, RequestContext.Get(CarmlTraceLevels.RequestContextKey));
         CarmlTraceLevels.SetCurrent(CarmlTraceLevel.None);
         Assert.Null(RequestContext.Get(CarmlTraceLevels.RequestContextKey));
         RequestContext.Clear();
