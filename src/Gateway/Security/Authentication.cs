@@ -19,33 +19,50 @@ public static class CarmlSchemes
 
     /// <summary>
     /// The credential on a request: <c>X-Api-Key</c>, or <c>Authorization: Bearer</c> (an API key when it starts with
-    /// <c>carml_</c>, else a JWT). gRPC metadata arrives as the same headers.
+    /// <c>carml_</c>, else a JWT). gRPC metadata arrives as the same headers. Read once per request: the middleware, the
+    /// scheme selector and the handlers all ask.
     /// </summary>
-    public static (string? ApiKey, bool Bearer) Credential(HttpRequest request)
+    public static RequestCredential Credential(HttpRequest request)
     {
-        if (request.Headers[ApiKeyHeader].FirstOrDefault() is { Length: > 0 } key)
+        var items = request.HttpContext.Items;
+        if (items.TryGetValue(typeof(RequestCredential), out var cached) && cached is RequestCredential known)
         {
-            return (key.Trim(), false);
+            return known;
+        }
+
+        var credential = RequestCredential.Read(request);
+        items[typeof(RequestCredential)] = credential;
+        return credential;
+    }
+}
+
+/// <summary>
+/// A request's credential: an API key, a bearer token that is not an API key (a JWT, if anything), or an
+/// <c>Authorization</c> header of another scheme (<see cref="OtherScheme"/>), which no handler accepts.
+/// </summary>
+public sealed record RequestCredential(string? ApiKey, string? Jwt, bool OtherScheme)
+{
+    private const string Bearer = "Bearer ";
+
+    /// <summary>Anything that asks to be authenticated (and so fails when wrong, rather than counting as anonymous).</summary>
+    public bool Present => ApiKey is not null || Jwt is not null || OtherScheme;
+
+    internal static RequestCredential Read(HttpRequest request)
+    {
+        if (request.Headers[CarmlSchemes.ApiKeyHeader].FirstOrDefault() is { Length: > 0 } key)
+        {
+            return new(key.Trim(), null, false);
         }
 
         var authorization = request.Headers.Authorization.FirstOrDefault();
-        if (authorization is null || !authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        if (authorization is null || !authorization.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase))
         {
-            return (null, authorization is not null);
+            return new(null, null, authorization is not null);
         }
 
-        var token = authorization["Bearer ".Length..].Trim();
-        return token.StartsWith(ApiKeyFormat.Prefix, StringComparison.Ordinal) ? (token, false) : (null, true);
+        var token = authorization[Bearer.Length..].Trim();
+        return token.StartsWith(ApiKeyFormat.Prefix, StringComparison.Ordinal) ? new(token, null, false) : new(null, token, false);
     }
-
-    public static bool HasCredential(HttpRequest request) => Credential(request) is { ApiKey: not null } or { Bearer: true };
-
-    /// <summary>The bearer token when it is not an API key (so a JWT, if anything), else null.</summary>
-    public static string? BearerToken(HttpRequest request) =>
-        Credential(request) is { ApiKey: null, Bearer: true } && request.Headers.Authorization.FirstOrDefault() is { } header
-            && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
-            ? header["Bearer ".Length..].Trim()
-            : null;
 }
 
 /// <summary>
@@ -95,10 +112,10 @@ public sealed class ApiKeyAuthenticationHandler(
 {
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        var (key, bearer) = CarmlSchemes.Credential(Request);
-        if (key is null)
+        var credential = CarmlSchemes.Credential(Request);
+        if (credential.ApiKey is not { } key)
         {
-            return bearer
+            return credential.Present
                 ? AuthenticateResult.Fail("The Authorization header is not 'Bearer <API key or JWT>' or no JWT issuer is configured.")
                 : AuthenticateResult.NoResult();
         }

@@ -55,7 +55,7 @@ public static class SecurityHosting
         {
             var authentication = services.AddAuthentication()
                 .AddPolicyScheme(CarmlSchemes.Carml, "API key or JWT", scheme => scheme.ForwardDefaultSelector = context =>
-                    auth.Jwt.Configured && CarmlSchemes.Credential(context.Request) is { ApiKey: null, Bearer: true } ? CarmlSchemes.Jwt : CarmlSchemes.ApiKey)
+                    auth.Jwt.Configured && CarmlSchemes.Credential(context.Request) is { ApiKey: null, Jwt: not null } or { OtherScheme: true } ? CarmlSchemes.Jwt : CarmlSchemes.ApiKey)
                 .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(CarmlSchemes.ApiKey, _ => { });
             if (auth.Jwt.Configured)
             {

@@ -79,19 +79,19 @@ public sealed partial class SecurityMiddleware(
             principal = CarmlPrincipal.OpenMode;
             context.User = CarmlPrincipal.OpenModeClaims;
         }
-        else if (CarmlSchemes.BearerToken(request) is { } token && tokens.TryGet(token, out var known))
+        else if (CarmlSchemes.Credential(request).Jwt is { } token && tokens.TryGet(token, out var known))
         {
             principal = known;
             context.User = known.ToClaimsPrincipal();
         }
         else
         {
-            var result = CarmlSchemes.HasCredential(request) ? await context.AuthenticateAsync(CarmlSchemes.Carml) : AuthenticateResult.NoResult();
+            var result = CarmlSchemes.Credential(request).Present ? await context.AuthenticateAsync(CarmlSchemes.Carml) : AuthenticateResult.NoResult();
             principal = result.Succeeded ? CarmlPrincipal.From(result.Principal) : null;
             if (principal is not null)
             {
                 context.User = result.Principal!;
-                if (principal.KeyId is null && CarmlSchemes.BearerToken(request) is { } validated)
+                if (principal.KeyId is null && CarmlSchemes.Credential(request).Jwt is { } validated)
                 {
                     tokens.Add(validated, principal, result.Properties?.ExpiresUtc);
                 }
