@@ -15,6 +15,10 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
         try
         {
             await next(context);
+            if (!context.Response.HasStarted && RoutingRefusal(context) is { } refusal)
+            {
+                await WriteAsync(context, context.Response.StatusCode, refusal, []);
+            }
         }
         catch (Exception exception) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
         {
@@ -37,34 +41,63 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
             }
 
             context.Response.Clear();
-            context.Response.StatusCode = status;
             if (status == StatusCodes.Status413PayloadTooLarge)
             {
                 // The unread body is not drained: tell the client this connection ends so it does not reuse it.
                 context.Response.Headers.Connection = "close";
             }
 
-            if (context.Request.Path.StartsWithSegments("/v2"))
-            {
-                await context.Response.WriteAsJsonAsync(new KServeError(message), context.RequestAborted);
-            }
-            else
-            {
-                var problem = new ProblemDetails
-                {
-                    Status = status,
-                    Title = ReasonPhrase(status),
-                    Detail = message,
-                    Instance = context.Request.Path,
-                };
-                if (problems.Length > 0)
-                {
-                    problem.Extensions["problems"] = problems;
-                }
-
-                await context.Response.WriteAsJsonAsync(problem, (JsonSerializerOptions?)null, "application/problem+json", context.RequestAborted);
-            }
+            await WriteAsync(context, status, message, problems);
         }
+    }
+
+    /// <summary>
+    /// Routing answers a wrong method (405) or a body type no endpoint accepts (415) with a bare status; say what was
+    /// wrong in the same shape as every other client mistake. Endpoints that wrote their own answer are left alone.
+    /// </summary>
+    private static string? RoutingRefusal(HttpContext context)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        if (response.ContentLength is > 0 || response.ContentType is not null)
+        {
+            return null;
+        }
+
+        return response.StatusCode switch
+        {
+            StatusCodes.Status415UnsupportedMediaType => string.IsNullOrEmpty(request.ContentType)
+                ? $"{request.Method} {request.Path} needs a JSON body (Content-Type: application/json)."
+                : $"Content-Type '{request.ContentType}' is not accepted by {request.Method} {request.Path}: send application/json.",
+            StatusCodes.Status405MethodNotAllowed => response.Headers.Allow.Count > 0
+                ? $"{request.Method} is not allowed on {request.Path}; allowed: {response.Headers.Allow}."
+                : $"{request.Method} is not allowed on {request.Path}.",
+            _ => null,
+        };
+    }
+
+    private static async Task WriteAsync(HttpContext context, int status, string message, string[] problems)
+    {
+        context.Response.StatusCode = status;
+        if (context.Request.Path.StartsWithSegments("/v2"))
+        {
+            await context.Response.WriteAsJsonAsync(new KServeError(message), context.RequestAborted);
+            return;
+        }
+
+        var problem = new ProblemDetails
+        {
+            Status = status,
+            Title = ReasonPhrase(status),
+            Detail = message,
+            Instance = context.Request.Path,
+        };
+        if (problems.Length > 0)
+        {
+            problem.Extensions["problems"] = problems;
+        }
+
+        await context.Response.WriteAsJsonAsync(problem, (JsonSerializerOptions?)null, "application/problem+json", context.RequestAborted);
     }
 
     private static string ReasonPhrase(int status) =>

@@ -47,6 +47,9 @@ public static class ErrorMapping
         ModelException model => model,
         BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => new ModelException(
             ModelErrorKind.PayloadTooLarge, "The request body is larger than the server accepts (Carml:Gateway:MaxRequestBytes)."),
+        // A JSON body that does not bind: the serializer's message names the path, line and byte of the bad value.
+        BadHttpRequestException { InnerException: System.Text.Json.JsonException json } bad =>
+            ModelException.InvalidArgument($"{bad.Message} {json.Message}"),
         BadHttpRequestException bad => ModelException.InvalidArgument(bad.Message),
         Core.ContentTooLargeException tooLarge => new ModelException(ModelErrorKind.PayloadTooLarge, tooLarge.Message),
         InvalidDataException malformed => ModelException.InvalidArgument($"The request body is malformed: {malformed.Message}"),

@@ -77,6 +77,11 @@ public static class GatewayHost
             grpc.MaxReceiveMessageSize = options.MaxRequestBytes;
             grpc.MaxSendMessageSize = options.MaxRequestBytes;
             grpc.Interceptors.Add<GrpcErrorInterceptor>();
+            // Without this, gRPC maps a catch-all POST {service}/{method} route for unknown services. It matches every
+            // two-segment REST path (POST /api/evaluations), so a REST POST with no body or a non-JSON Content-Type fell
+            // through to it and answered an empty 404 instead of 415. An unknown gRPC service still reads UNIMPLEMENTED
+            // to gRPC clients (HTTP 404 maps to it); unknown methods of our services keep their UNIMPLEMENTED endpoints.
+            grpc.IgnoreUnknownServices = true;
         });
         builder.Services.AddSingleton<GrpcErrorInterceptor>(); // one instance, not one per call
         builder.Services.AddGrpcReflection();

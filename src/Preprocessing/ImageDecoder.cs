@@ -23,6 +23,12 @@ public static class ImageDecoder
         using var codec = SKCodec.Create(stream, out var opened);
         if (codec is null)
         {
+            // libpng refuses a zero width or height in IHDR before Skia can report the size: say that, not "truncated".
+            if (PngDeclaredSize(bytes) is { } declared && (declared.Width == 0 || declared.Height == 0))
+            {
+                throw ModelException.InvalidArgument($"{what} has no pixels ({declared.Width}×{declared.Height}).");
+            }
+
             throw ModelException.InvalidArgument(opened == SKCodecResult.IncompleteInput && HasImageSignature(bytes)
                 ? $"{what} is truncated: its header ends early."
                 : $"{what} is not an image this server decodes (PNG, JPEG, WebP, GIF, BMP): {Describe(opened)}.");
@@ -74,6 +80,12 @@ public static class ImageDecoder
         || bytes.StartsWith("GIF8"u8)
         || (bytes.StartsWith("RIFF"u8) && bytes.Length >= 12 && bytes[8..12].SequenceEqual("WEBP"u8))
         || bytes.StartsWith("BM"u8);
+
+    /// <summary>The width and height a PNG's IHDR chunk declares, or null when the bytes do not start with one.</summary>
+    private static (uint Width, uint Height)? PngDeclaredSize(ReadOnlySpan<byte> bytes) =>
+        bytes.Length >= 24 && bytes.StartsWith((ReadOnlySpan<byte>)[0x89, (byte)'P', (byte)'N', (byte)'G']) && bytes[12..16].SequenceEqual("IHDR"u8)
+            ? (System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes[16..20]), System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes[20..24]))
+            : null;
 
     private static void CompositeOnWhite(SKBitmap bitmap)
     {

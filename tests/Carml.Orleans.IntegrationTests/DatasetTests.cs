@@ -80,7 +80,7 @@ public sealed class DatasetTests(GatewayFixture fixture)
     [InlineData("""{"name": "none"}""", "exactly one of upload, url or sha256")]
     [InlineData("""{"name": "gone", "source": {"upload": "0123456789abcdef0123456789abcdef"}}""", "is not an upload this server knows")]
     [InlineData("""{"name": "nosuch", "source": {"sha256": "0000000000000000000000000000000000000000000000000000000000000000"}}""", "is not in the artifact store")]
-    [InlineData("""{"name": 5""", "")]
+    [InlineData("""{"name": 5""", "Failed to read parameter \"DatasetRegistrationDto registration\" from the request body as JSON. '5' is an invalid end of a number. Expected a delimiter. Path: $.name")]
     public async Task Bad_dataset_registrations_are_400(string json, string expected)
     {
         var response = await Http.PostJsonAsync("/api/datasets", json);

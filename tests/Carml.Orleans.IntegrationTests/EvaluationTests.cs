@@ -99,6 +99,23 @@ public sealed class EvaluationTests(GatewayFixture fixture)
         { """{"model": "iris", "dataset": "iris-empty"}""", HttpStatusCode.BadRequest, "The dataset is empty" },
         { """{"model": "iris", "dataset": "iris-unknown-label"}""", HttpStatusCode.BadRequest, "line 2: label 'daisy' is neither a class index nor one of the model's labels" },
         { """{"dataset": "iris-bad"}""", HttpStatusCode.BadRequest, "model and dataset are required" },
+        { """{"model": "", "dataset": "iris-bad"}""", HttpStatusCode.BadRequest, "model and dataset are required" },
+        { """{"model": "iris", "dataset": ""}""", HttpStatusCode.BadRequest, "model and dataset are required" },
+        { "", HttpStatusCode.BadRequest, "model and dataset are required" },
+        { "null", HttpStatusCode.BadRequest, "model and dataset are required" },
+        { "not json", HttpStatusCode.BadRequest, "'not json' is an invalid JSON literal. Expected the literal 'null'. Path: $ " },
+        { """{"model": "iris", "dataset": "iris-bad" """, HttpStatusCode.BadRequest, "Failed to read parameter \"EvaluationRequestDto request\" from the request body as JSON" },
+        { "[]", HttpStatusCode.BadRequest, "could not be converted to Carml.Orleans.Gateway.Management.EvaluationRequestDto. Path: $" },
+        { """{"model": 5, "dataset": "iris-bad"}""", HttpStatusCode.BadRequest, "Path: $.model" },
+        { """{"model": "iris", "dataset": "iris-bad", "batch_size": "two"}""", HttpStatusCode.BadRequest, "Path: $.batch_size" },
+        { """{"model": "iris", "dataset": "iris-bad", "batch_size": 1.5}""", HttpStatusCode.BadRequest, "Path: $.batch_size" },
+        { """{"model": "iris", "dataset": "iris-bad", "batch_size": 99999999999}""", HttpStatusCode.BadRequest, "Path: $.batch_size" },
+        { """{"model": "iris", "dataset": "iris-bad", "labels": {"purpose": 1}}""", HttpStatusCode.BadRequest, "Path: $.labels.purpose" },
+        { """{"model": "iris", "dataset": "iris-bad", "labels": ["purpose"]}""", HttpStatusCode.BadRequest, "Path: $.labels" },
+        { """{"model": "iris", "dataset": "iris-bad", "warmup": -1}""", HttpStatusCode.BadRequest, "warmup must be 0 or more and repetitions 1 or more" },
+        { """{"model": "iris", "dataset": "iris-bad", "repetitions": 0}""", HttpStatusCode.BadRequest, "warmup must be 0 or more and repetitions 1 or more" },
+        { """{"model": "iris", "dataset": "iris-bad", "version": "99"}""", HttpStatusCode.NotFound, "Model 'iris' has no version '99'" },
+        { """{"model": "iris", "dataset": "iris-bad", "output": "nope"}""", HttpStatusCode.BadRequest, "Model 'iris' has no output 'nope'" },
     };
 
     [Theory]
@@ -113,17 +130,78 @@ public sealed class EvaluationTests(GatewayFixture fixture)
         Assert.Contains(expected, (await response.JsonAsync()).GetProperty("detail").GetString());
     }
 
-    [Theory]
-    [InlineData("/api/evaluations/0000000000000000000000000000f", HttpStatusCode.NotFound)]
-    [InlineData("/api/evaluations/nope", HttpStatusCode.NotFound)]
-    [InlineData("/api/runs/nope", HttpStatusCode.NotFound)]
-    [InlineData("/api/runs?status=exploded", HttpStatusCode.BadRequest)]
-    [InlineData("/api/runs?label=novalue", HttpStatusCode.BadRequest)]
-    [InlineData("/api/runs?page_size=0", HttpStatusCode.BadRequest)]
-    [InlineData("/api/evaluations/compare?ids=one", HttpStatusCode.BadRequest)]
-    public async Task Unknown_runs_and_bad_searches_are_client_errors(string path, HttpStatusCode status)
+    public static TheoryData<string, HttpStatusCode, string> BadLookupsAndSearches => new()
     {
-        Assert.Equal(status, (await Http.GetAsync(path, Ct)).StatusCode);
+        { "/api/evaluations/0000000000000000000000000000f", HttpStatusCode.NotFound, "There is no evaluation 0000000000000000000000000000f" },
+        { "/api/evaluations/nope", HttpStatusCode.NotFound, "There is no evaluation nope" },
+        { "/api/runs/nope", HttpStatusCode.NotFound, "There is no run nope" },
+        { "/api/runs?status=exploded", HttpStatusCode.BadRequest, "status 'exploded' is not one of running, succeeded, failed, cancelled" },
+        { "/api/runs?status=", HttpStatusCode.BadRequest, "status '' is not one of" },
+        { "/api/runs?status=1", HttpStatusCode.BadRequest, "status '1' is not one of" },
+        { "/api/runs?status=succeeded,failed", HttpStatusCode.BadRequest, "status 'succeeded,failed' is not one of" },
+        { "/api/runs?status=running&status=failed", HttpStatusCode.BadRequest, "status 'running,failed' is not one of" },
+        { "/api/runs?kind=training", HttpStatusCode.BadRequest, "kind 'training' is not one of prediction, evaluation" },
+        { "/api/runs?kind=0", HttpStatusCode.BadRequest, "kind '0' is not one of" },
+        { "/api/runs?label=novalue", HttpStatusCode.BadRequest, "label 'novalue' must be key:value" },
+        { "/api/runs?label=:orphan", HttpStatusCode.BadRequest, "label ':orphan' must be key:value" },
+        { "/api/runs?label=", HttpStatusCode.BadRequest, "label '' must be key:value" },
+        { "/api/runs?page_size=0", HttpStatusCode.BadRequest, "page_size must be between 1 and 500, got 0" },
+        { "/api/runs?page_size=-1", HttpStatusCode.BadRequest, "page_size must be between 1 and 500, got -1" },
+        { "/api/runs?page_size=501", HttpStatusCode.BadRequest, "page_size must be between 1 and 500, got 501" },
+        { "/api/runs?page_size=abc", HttpStatusCode.BadRequest, "pageSize\" from \"abc\"" },
+        { "/api/runs?page_size=99999999999", HttpStatusCode.BadRequest, "pageSize\" from \"99999999999\"" },
+        { "/api/runs?page_size=1&page_size=2", HttpStatusCode.BadRequest, "pageSize\" from \"1,2\"" },
+        { "/api/runs?page_token=abc", HttpStatusCode.BadRequest, "page_token 'abc' is not a token this server issued" },
+        { "/api/runs?page_token=%25%25%25", HttpStatusCode.BadRequest, "page_token '%%%' is not a token this server issued" },
+        { "/api/runs?page_token=", HttpStatusCode.BadRequest, "page_token '' is not a token this server issued" },
+        { "/api/runs?from=notadate", HttpStatusCode.BadRequest, "from\" from \"notadate\"" },
+        { "/api/runs?from=2024-13-45", HttpStatusCode.BadRequest, "from\" from \"2024-13-45\"" },
+        { "/api/runs?to=yesterday", HttpStatusCode.BadRequest, "to\" from \"yesterday\"" },
+        { "/api/runs?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z", HttpStatusCode.BadRequest, "from must not be after to" },
+        { "/api/evaluations/compare?ids=one", HttpStatusCode.BadRequest, "Give two or more evaluation ids: ids=a,b." },
+        { "/api/evaluations/compare", HttpStatusCode.BadRequest, "Give two or more evaluation ids" },
+        { "/api/evaluations/compare?ids=,,,", HttpStatusCode.BadRequest, "Give two or more evaluation ids" },
+        { "/api/evaluations/compare?ids=nope,other", HttpStatusCode.NotFound, "There is no evaluation nope" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadLookupsAndSearches))]
+    public async Task Unknown_runs_and_bad_searches_are_client_errors_naming_the_problem(string path, HttpStatusCode status, string expected)
+    {
+        using var response = await Http.GetAsync(path, Ct);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(expected, (await response.JsonAsync()).GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Wrong_method_on_evaluations_is_405_naming_the_allowed_one()
+    {
+        using var response = await Http.PutAsync("/api/evaluations", new StringContent("{}", Encoding.UTF8, "application/json"), Ct);
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Contains("PUT is not allowed on /api/evaluations; allowed: POST", (await response.JsonAsync()).GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Cancelling_an_unknown_evaluation_is_not_found()
+    {
+        using var response = await Http.PostAsync("/api/evaluations/nope/cancel", null, Ct);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Contains("There is no evaluation nope", (await response.JsonAsync()).GetProperty("detail").GetString());
+    }
+
+    [Theory]
+    [InlineData("text/plain", "Content-Type 'text/plain; charset=utf-8' is not accepted by POST /api/evaluations: send application/json")]
+    [InlineData("application/x-www-form-urlencoded", "Content-Type 'application/x-www-form-urlencoded; charset=utf-8' is not accepted")]
+    public async Task Evaluation_body_that_is_not_json_is_unsupported_media_type(string contentType, string expected)
+    {
+        using var response = await Http.PostAsync("/api/evaluations", new StringContent("model=iris&dataset=iris-bad", Encoding.UTF8, contentType), Ct);
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Contains(expected, (await response.JsonAsync()).GetProperty("detail").GetString());
     }
 
     private static readonly SemaphoreSlim DatasetsOnce = new(1, 1);

@@ -91,6 +91,18 @@ public sealed class KServeGrpcTests(GatewayFixture fixture)
         Assert.Equal("INT64", response.Outputs[0].Datatype);
     }
 
+    [Fact]
+    public async Task Unknown_grpc_service_is_unimplemented()
+    {
+        var bytes = Marshallers.Create<byte[]>(b => b, b => b);
+        var method = new Method<byte[], byte[]>(MethodType.Unary, "no.such.Service", "Call", bytes, bytes);
+
+        var e = await Assert.ThrowsAsync<RpcException>(() =>
+            fixture.Gateway.Channel.CreateCallInvoker().AsyncUnaryCall(method, null, new CallOptions(cancellationToken: Ct), []).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
+    }
+
     public static TheoryData<string, string> BadRequests => new()
     {
         { "datatype", "input 'features': datatype FP64 does not match the model's FP32" },

@@ -250,7 +250,7 @@ public sealed class PredictorRestTests(PredictorFixture fixture)
     [Theory]
     [InlineData("not-an-image", HttpStatusCode.BadRequest, "not an image")]
     [InlineData("truncated-jpeg", HttpStatusCode.BadRequest, "truncated")]
-    [InlineData("zero-size", HttpStatusCode.BadRequest, "")]
+    [InlineData("zero-size", HttpStatusCode.BadRequest, "has no pixels (0×48)")]
     [InlineData("gigantic", HttpStatusCode.RequestEntityTooLarge, "pixels, more than the limit")]
     public async Task Bad_image_bytes_are_client_errors_with_a_clear_message(string kind, HttpStatusCode status, string message)
     {

@@ -63,24 +63,48 @@ public sealed class UploadLifecycleTests
     {
         using var data = new TempDirectory();
         await using var gateway = await GatewayInstance.StartAsync(data.Path, NoSample);
-        var bytes = new byte[256 * 1024];
+        var bytes = new byte[512 * 1024];
         Random.Shared.NextBytes(bytes);
         var location = await TusUploadTests.CreateAsync(gateway.Http, bytes.Length);
+        var file = gateway.Services.GetRequiredService<UploadFileStore>().PathOf(location.Split('/')[^1]);
+        const int first = 100_000;
+        const int broken = first + 240 * 1024; // the interrupted PATCH carries 240 KiB before the connection drops
+        using (var patch = await TusUploadTests.PatchAsync(gateway.Http, location, 0, bytes[..first]))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, patch.StatusCode);
+        }
 
+        Assert.Equal(first, await TusUploadTests.OffsetAsync(gateway.Http, location));
+
+        // The second PATCH sends its bytes, then holds the body open until the server has written some of them to the
+        // upload's file, and only then drops the connection: what reached the server is known to be there.
+        var body = new BreakableStream(bytes, start: first, breakAt: broken);
+        long written;
         using (var request = TusUploadTests.Tus(HttpMethod.Patch, location))
         {
-            request.Headers.Add("Upload-Offset", "0");
-            request.Content = new StreamContent(new FailingStream(bytes, failAfter: 100_000));
+            request.Headers.Add("Upload-Offset", first.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            request.Content = new StreamContent(body);
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/offset+octet-stream");
-            request.Content.Headers.ContentLength = bytes.Length;
-            await Assert.ThrowsAnyAsync<Exception>(() => gateway.Http.SendAsync(request, Ct));
+            request.Content.Headers.ContentLength = bytes.Length - first;
+            var sending = gateway.Http.SendAsync(request, Ct);
+            try
+            {
+                written = await WaitForFileLongerThanAsync(file, first);
+            }
+            finally
+            {
+                body.Break();
+            }
+
+            await Assert.ThrowsAnyAsync<Exception>(() => sending);
         }
 
         // The server finishes the broken request on its own time: wait, bounded, until the upload accepts an append.
         var offset = await WaitForIdleOffsetAsync(gateway.Http, location);
         using var rest = await TusUploadTests.PatchAsync(gateway.Http, location, offset, bytes[(int)offset..]);
 
-        Assert.InRange(offset, 0, 100_000);
+        Assert.InRange(offset, written, broken); // every byte seen on disk before the drop was kept, and nothing invented
+        Assert.True(offset > first, $"The interrupted PATCH's bytes were dropped: the offset is back at {offset}.");
         Assert.Equal(HttpStatusCode.NoContent, rest.StatusCode);
         var info = await (await gateway.Http.GetAsync(location, Ct)).JsonAsync();
         Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), info.GetProperty("sha256").GetString());
@@ -147,29 +171,59 @@ public sealed class UploadLifecycleTests
         }
     }
 
-    /// <summary>A request body that breaks after some bytes, like a dropped connection.</summary>
-    private sealed class FailingStream(byte[] data, int failAfter) : Stream
+    /// <summary>Polls, bounded, until the upload's file on disk is longer than <paramref name="length"/>; answers its length.</summary>
+    private static async Task<long> WaitForFileLongerThanAsync(string path, long length)
     {
-        private int _position;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var info = new FileInfo(path);
+            if (info.Exists && info.Length > length)
+            {
+                return info.Length;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"The upload's file {path} still holds {(info.Exists ? info.Length : 0)} bytes after 30 s; the server never wrote the PATCH's bytes.");
+            await Task.Delay(10, Ct);
+        }
+    }
+
+    /// <summary>
+    /// A request body that yields <c>data[start..breakAt]</c>, then waits for <see cref="Break"/> and fails, like a
+    /// connection dropped at a moment the test chooses.
+    /// </summary>
+    private sealed class BreakableStream(byte[] data, int start, int breakAt) : Stream
+    {
+        private readonly TaskCompletionSource _break = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly int _start = start;
+        private int _position = start;
 
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;
-        public override long Length => data.Length;
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override long Length => data.Length - _start;
+        public override long Position { get => _position - _start; set => throw new NotSupportedException(); }
 
-        public override int Read(byte[] buffer, int offset, int count)
+        public void Break() => _break.TrySetResult();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            if (_position >= failAfter)
+            if (_position >= breakAt)
             {
+                await _break.Task.WaitAsync(cancellationToken);
                 throw new IOException("connection dropped (simulated)");
             }
 
-            var n = Math.Min(count, failAfter - _position);
-            Array.Copy(data, _position, buffer, offset, n);
+            var n = Math.Min(buffer.Length, breakAt - _position);
+            data.AsMemory(_position, n).CopyTo(buffer);
             _position += n;
             return n;
         }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("The body is read asynchronously.");
 
         public override void Flush()
         {

@@ -78,6 +78,7 @@ public sealed class ImageDecoderTests
         var e = Assert.Throws<ModelException>(() => ImageDecoder.Decode(TestImages.PngHeaderOnly(0, 10), Limits));
 
         Assert.Equal(ModelErrorKind.InvalidArgument, e.Kind);
+        Assert.Equal("the image has no pixels (0×10).", e.Message);
     }
 
     [Fact]
