@@ -15,8 +15,12 @@ using Carml.Orleans.Bench;
 //   tracing        issue 7's closing figure: requests/s on the Iris sample at trace level none vs full, without an
 //                  exporter and exporting OTLP to a local sink; writes tracing.md. [--concurrency 16] [--window 2]
 //                  [--windows 5] [--out bench/results]
+//   upload         how long a tus upload takes to finish (the final PATCH moves it into the content store), on this
+//                  checkout's Release gateway or another's: [--mb 200] [--chunk-mb 16] [--runs 3] [--gateway-root DIR]
 return args.Length > 0 && args[0] == "minimal-server"
     ? await MinimalServer.RunAsync(args[1..])
+    : args.Length > 0 && args[0] == "upload"
+        ? await UploadFinish.RunAsync(args[1..])
     : args.Length > 0 && args[0] == "tracing"
         ? await TracingOverhead.RunAsync(args[1..])
     : args.Length > 0 && args[0] == "load"

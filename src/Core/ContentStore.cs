@@ -16,7 +16,8 @@ public sealed record StoredContent(string Sha256, long SizeBytes, bool Created);
 
 /// <summary>
 /// A content-addressed file store: each file lives at <c>sha256/ab/abcdef…</c> under the root. Writes stream to a
-/// temporary file while hashing and are renamed into place, so readers never see partial files.
+/// temporary file while hashing and are renamed into place, so readers never see partial files; files already on disk
+/// (finished uploads, downloads) are imported by rename, without a second copy.
 /// </summary>
 public sealed class ContentStore
 {
@@ -84,6 +85,66 @@ public sealed class ContentStore
                 File.Delete(temp);
             }
         }
+    }
+
+    /// <summary>
+    /// Takes the file at <paramref name="sourcePath"/> into the store by renaming it, without copying its bytes: it is
+    /// renamed into the staging directory and from there to its address, so a crash at any point leaves at most a
+    /// staging file, never a partial blob. When the store already holds the content, that blob wins and the source is
+    /// deleted; concurrent imports of the same content are safe. A source on another file system is copied into staging
+    /// (<see cref="File.Move(string, string)"/> falls back to copy and delete), then renamed.
+    /// </summary>
+    /// <param name="sourcePath">The file to take; on success it no longer exists at this path.</param>
+    /// <param name="computedSha256">
+    /// The file's SHA-256 when this process already computed it from the very bytes it wrote (while receiving them).
+    /// Never pass a hash a client declared: the store trusts it as the file's address. <c>null</c> hashes the file once.
+    /// </param>
+    public async Task<StoredContent> ImportAsync(string sourcePath, string? computedSha256 = null, CancellationToken cancellationToken = default)
+    {
+        if (computedSha256 is not null && !ManifestValidator.IsSha256(computedSha256))
+        {
+            throw new ArgumentException($"'{computedSha256}' is not a lowercase hex SHA-256.", nameof(computedSha256));
+        }
+
+        var sha = computedSha256 ?? await Sha256OfFileAsync(sourcePath, cancellationToken);
+        var target = PathOf(sha);
+        if (File.Exists(target))
+        {
+            File.Delete(sourcePath);
+            return new StoredContent(sha, new FileInfo(target).Length, Created: false);
+        }
+
+        var staged = Path.Combine(_staging, Guid.NewGuid().ToString("N"));
+        try
+        {
+            File.Move(sourcePath, staged);
+            var size = new FileInfo(staged).Length;
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            try
+            {
+                File.Move(staged, target, overwrite: false);
+                return new StoredContent(sha, size, Created: true);
+            }
+            catch (IOException) when (File.Exists(target))
+            {
+                // Another import or put of the same content won the race; its blob is identical.
+                return new StoredContent(sha, size, Created: false);
+            }
+        }
+        finally
+        {
+            if (File.Exists(staged))
+            {
+                File.Delete(staged);
+            }
+        }
+    }
+
+    /// <summary>The SHA-256 of a file, read once, as lowercase hex.</summary>
+    public static async Task<string> Sha256OfFileAsync(string path, CancellationToken cancellationToken = default)
+    {
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true);
+        return Convert.ToHexStringLower(await SHA256.HashDataAsync(file, cancellationToken));
     }
 
     public Task<StoredContent> PutAsync(byte[] content, CancellationToken cancellationToken = default) =>

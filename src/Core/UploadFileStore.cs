@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 
 namespace Carml.Orleans.Core;
@@ -25,9 +27,19 @@ public sealed class UploadOptions
     public TimeSpan LeaseTimeout { get; set; } = TimeSpan.FromMinutes(10);
 }
 
-/// <summary>Where the bytes of unfinished uploads live: one file per upload, <c>&lt;root&gt;/&lt;id&gt;.part</c>.</summary>
+/// <summary>
+/// Where the bytes of unfinished uploads live: one file per upload, <c>&lt;root&gt;/&lt;id&gt;.part</c>. It also keeps,
+/// for uploads appended through this process, the running SHA-256 of the bytes so far, so a finished upload is
+/// addressed without reading it again. That state lives only as long as the process: an upload resumed elsewhere or
+/// after a restart is hashed once when it finishes instead.
+/// </summary>
 public sealed class UploadFileStore
 {
+    /// <summary>Running digests kept at most; beyond this (abandoned uploads), new uploads are hashed when they finish.</summary>
+    public const int MaxDigests = 1024;
+
+    private readonly ConcurrentDictionary<string, UploadDigest> _digests = new(StringComparer.Ordinal);
+
     public UploadFileStore(IOptions<UploadOptions> options)
     {
         Root = Path.GetFullPath(options.Value.Root);
@@ -45,10 +57,24 @@ public sealed class UploadFileStore
         ? Path.Combine(Root, id + ".part")
         : throw new ArgumentException($"'{id}' is not an upload id.", nameof(id));
 
-    /// <summary>Opens the file for appending at <paramref name="offset"/>, cutting any bytes a crashed request left past it.</summary>
+    /// <summary>
+    /// Opens the file for appending at <paramref name="offset"/>, cutting any bytes a crashed request left past it. The
+    /// file is opened exclusively: a request still writing after its lease was presumed dead keeps others out (409)
+    /// until it ends, so it can never overwrite bytes another request appended and hashed.
+    /// </summary>
     public FileStream OpenForAppend(string id, long offset)
     {
-        var stream = new FileStream(PathOf(id), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 81920, useAsync: true);
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(PathOf(id), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 81920, useAsync: true);
+        }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            throw new Interfaces.UploadException(
+                Interfaces.UploadErrorKind.Busy, $"Another request is still writing upload {id}; retry when it has ended.");
+        }
+
         if (stream.Length < offset)
         {
             var length = stream.Length;
@@ -67,12 +93,65 @@ public sealed class UploadFileStore
         return stream;
     }
 
+    /// <summary>
+    /// Takes the running digest of the upload's first <paramref name="offset"/> bytes, or starts one at offset 0; null
+    /// when this process holds none for that offset. The caller appends exactly the bytes it writes and hands it back
+    /// with <see cref="KeepDigest"/> once the new offset is recorded, or disposes it.
+    /// </summary>
+    public UploadDigest? TakeDigest(string id, long offset)
+    {
+        if (_digests.TryRemove(id, out var digest))
+        {
+            if (digest.Offset == offset)
+            {
+                return digest;
+            }
+
+            digest.Dispose();
+        }
+
+        return offset == 0 && _digests.Count < MaxDigests ? new UploadDigest() : null;
+    }
+
+    /// <summary>Keeps a digest whose bytes are all recorded in the upload's offset, for the next append or the finish.</summary>
+    public void KeepDigest(string id, UploadDigest digest)
+    {
+        if (!_digests.TryAdd(id, digest))
+        {
+            digest.Dispose();
+        }
+    }
+
     public void Delete(string id)
     {
+        if (_digests.TryRemove(id, out var digest))
+        {
+            digest.Dispose();
+        }
+
         var path = PathOf(id);
         if (File.Exists(path))
         {
             File.Delete(path);
         }
     }
+}
+
+/// <summary>The SHA-256 of an upload's bytes from offset 0 up to <see cref="Offset"/>, computed as they were written.</summary>
+public sealed class UploadDigest : IDisposable
+{
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+    public long Offset { get; private set; }
+
+    public void Append(ReadOnlySpan<byte> bytes)
+    {
+        _hash.AppendData(bytes);
+        Offset += bytes.Length;
+    }
+
+    /// <summary>The SHA-256 of the bytes appended, as lowercase hex; the digest is spent afterwards.</summary>
+    public string Finish() => Convert.ToHexStringLower(_hash.GetHashAndReset());
+
+    public void Dispose() => _hash.Dispose();
 }

@@ -95,6 +95,69 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
     public async Task<DownloadedFile> FetchAsync(
         string url, string? checksum = null, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        var (source, expected, key) = Prepare(url, checksum);
+        var gate = _locks.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            var (data, meta) = CachePaths(key);
+            if (TryCached(data, meta, expected) is { } cached)
+            {
+                LogCacheHit(logger, Redacted(source));
+                return cached;
+            }
+
+            return await DownloadAsync(source, expected, key, progress, cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Fetches <paramref name="url"/> like <see cref="FetchAsync"/> and hands the file to <paramref name="take"/>, which
+    /// moves it away (into a content-addressed store) and says what it became. The cache keeps no second copy, only the
+    /// URL's record with the file's SHA-256: until the entry expires, a later call asks <paramref name="held"/> whether
+    /// that content is still where <paramref name="take"/> put it, and fetches again only when it is not.
+    /// </summary>
+    /// <param name="held">The stored content for a SHA-256 this manager computed, or null when it is gone.</param>
+    /// <param name="take">Moves the file (the SHA-256 it carries was computed by this manager while writing it).</param>
+    public async Task<T> FetchAndTakeAsync<T>(
+        string url, string? checksum, Func<string, T?> held, Func<DownloadedFile, CancellationToken, Task<T>> take, CancellationToken cancellationToken = default)
+        where T : class
+    {
+        var (source, expected, key) = Prepare(url, checksum);
+        var gate = _locks.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            var (data, meta) = CachePaths(key);
+            var record = ReadRecord(data, meta, expected, requireData: false);
+            if (record is { Taken: true } && held(record.Sha256) is { } stored)
+            {
+                LogCacheHit(logger, Redacted(source));
+                return stored;
+            }
+
+            var file = record is { Taken: false }
+                ? new DownloadedFile(data, record.Length, record.Sha256, FromCache: true)
+                : await DownloadAsync(source, expected, key, progress: null, cancellationToken);
+            record = ReadRecord(data, meta, expected: null, requireData: true)
+                ?? throw new InvalidOperationException($"The cache record of {Redacted(source)} vanished while its lock was held.");
+            var result = await take(file, cancellationToken);
+            await File.WriteAllTextAsync(meta, JsonSerializer.Serialize(record with { Taken = true }), CancellationToken.None);
+            File.Delete(data);
+            return result;
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private static (Uri Source, ExpectedChecksum? Expected, string Key) Prepare(string url, string? checksum)
+    {
         if (!Uri.TryCreate(url, UriKind.Absolute, out var source))
         {
             throw new DownloadException(DownloadErrorKind.InvalidSource, $"'{url}' is not an absolute URL.");
@@ -106,66 +169,63 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
             throw new DownloadException(DownloadErrorKind.InvalidSource, $"URL scheme '{source.Scheme}' is not supported (http, https, file, s3).");
         }
 
-        Directory.CreateDirectory(CacheDirectory);
         var key = Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(source.AbsoluteUri)));
-        var gate = _locks.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(cancellationToken);
-        try
-        {
-            var data = Path.Combine(CacheDirectory, key + ".data");
-            var meta = Path.Combine(CacheDirectory, key + ".json");
-            if (TryCached(data, meta, expected) is { } cached)
-            {
-                LogCacheHit(logger, Redacted(source));
-                return cached;
-            }
-
-            File.Delete(meta);
-            var partial = Path.Combine(CacheDirectory, key + ".partial");
-            try
-            {
-                switch (source.Scheme)
-                {
-                    case "file":
-                        await CopyFileAsync(source, partial, progress, cancellationToken);
-                        break;
-                    case "s3":
-                        await FetchS3Async(source, partial, progress, cancellationToken);
-                        break;
-                    default:
-                        await FetchHttpAsync(source, partial, progress, cancellationToken);
-                        break;
-                }
-            }
-            catch (DownloadException e) when (e.Kind is DownloadErrorKind.TooLarge or DownloadErrorKind.NotFound)
-            {
-                // Nothing to resume from: a partial file would only make the next attempt fail the same way.
-                File.Delete(partial);
-                throw;
-            }
-
-            var (sha256, md5, length) = await HashAsync(partial, cancellationToken);
-            if (expected is { } want && !want.Matches(sha256, md5))
-            {
-                File.Delete(partial);
-                throw new DownloadException(DownloadErrorKind.ChecksumMismatch,
-                    $"The file from {Redacted(source)} has {want.Algorithm} {(want.Algorithm == "sha256" ? sha256 : md5)}, not the expected {want.Hex}; it was deleted.");
-            }
-
-            File.Move(partial, data, overwrite: true);
-            await File.WriteAllTextAsync(meta, JsonSerializer.Serialize(new CacheRecord(source.AbsoluteUri, time.GetUtcNow(), length, sha256, md5)), cancellationToken);
-            LogFetched(logger, Redacted(source), length);
-            return new DownloadedFile(data, length, sha256, FromCache: false);
-        }
-        finally
-        {
-            gate.Release();
-        }
+        return (source, expected, key);
     }
 
-    private DownloadedFile? TryCached(string data, string meta, ExpectedChecksum? expected)
+    private (string Data, string Meta) CachePaths(string key)
     {
-        if (!File.Exists(data) || !File.Exists(meta))
+        Directory.CreateDirectory(CacheDirectory);
+        return (Path.Combine(CacheDirectory, key + ".data"), Path.Combine(CacheDirectory, key + ".json"));
+    }
+
+    /// <summary>Fetches into the cache (the caller holds the URL's lock), hashing the bytes as they are written.</summary>
+    private async Task<DownloadedFile> DownloadAsync(
+        Uri source, ExpectedChecksum? expected, string key, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
+        var (data, meta) = CachePaths(key);
+        File.Delete(meta);
+        var partial = Path.Combine(CacheDirectory, key + ".partial");
+        FileDigest digest;
+        try
+        {
+            digest = source.Scheme switch
+            {
+                "file" => await CopyFileAsync(source, partial, progress, cancellationToken),
+                "s3" => await FetchS3Async(source, partial, progress, cancellationToken),
+                _ => await FetchHttpAsync(source, partial, progress, cancellationToken),
+            };
+        }
+        catch (DownloadException e) when (e.Kind is DownloadErrorKind.TooLarge or DownloadErrorKind.NotFound)
+        {
+            // Nothing to resume from: a partial file would only make the next attempt fail the same way.
+            File.Delete(partial);
+            throw;
+        }
+
+        var (sha256, md5, length) = digest;
+        if (expected is { } want && !want.Matches(sha256, md5))
+        {
+            File.Delete(partial);
+            throw new DownloadException(DownloadErrorKind.ChecksumMismatch,
+                $"The file from {Redacted(source)} has {want.Algorithm} {(want.Algorithm == "sha256" ? sha256 : md5)}, not the expected {want.Hex}; it was deleted.");
+        }
+
+        File.Move(partial, data, overwrite: true);
+        await File.WriteAllTextAsync(meta, JsonSerializer.Serialize(new CacheRecord(source.AbsoluteUri, time.GetUtcNow(), length, sha256, md5)), cancellationToken);
+        LogFetched(logger, Redacted(source), length);
+        return new DownloadedFile(data, length, sha256, FromCache: false);
+    }
+
+    private DownloadedFile? TryCached(string data, string meta, ExpectedChecksum? expected) =>
+        ReadRecord(data, meta, expected, requireData: true) is { } record
+            ? new DownloadedFile(data, record.Length, record.Sha256, FromCache: true)
+            : null;
+
+    /// <summary>The URL's unexpired cache record matching <paramref name="expected"/>; with its data file unless taken.</summary>
+    private CacheRecord? ReadRecord(string data, string meta, ExpectedChecksum? expected, bool requireData)
+    {
+        if (!File.Exists(meta))
         {
             return null;
         }
@@ -173,14 +233,18 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
         try
         {
             var record = JsonSerializer.Deserialize<CacheRecord>(File.ReadAllText(meta));
-            if (record is null || record.FetchedAt + _options.CacheExpiry <= time.GetUtcNow() || new FileInfo(data).Length != record.Length)
+            if (record is null || record.FetchedAt + _options.CacheExpiry <= time.GetUtcNow())
             {
                 return null;
             }
 
-            return expected is null || expected.Value.Matches(record.Sha256, record.Md5)
-                ? new DownloadedFile(data, record.Length, record.Sha256, FromCache: true)
-                : null;
+            var hasData = File.Exists(data) && new FileInfo(data).Length == record.Length;
+            if ((requireData || !record.Taken) && !hasData)
+            {
+                return null;
+            }
+
+            return expected is null || expected.Value.Matches(record.Sha256, record.Md5) ? record : null;
         }
         catch (JsonException)
         {
@@ -188,7 +252,7 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
         }
     }
 
-    private async Task FetchHttpAsync(Uri source, string partial, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    private async Task<FileDigest> FetchHttpAsync(Uri source, string partial, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -231,10 +295,20 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
                     LogResumed(logger, Redacted(source), have);
                 }
 
+                using var digest = new HashingCopy();
+                if (resumed)
+                {
+                    // The bytes kept from an earlier attempt are hashed once, then the rest as it arrives.
+                    await digest.AppendFileAsync(partial, cancellationToken);
+                }
+
                 await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-                await using var file = new FileStream(partial, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true);
-                await CopyAsync(body, file, resumed ? have : 0, total, progress, cancellationToken);
-                return;
+                await using (var file = new FileStream(partial, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+                {
+                    await CopyAsync(body, file, digest, total, progress, cancellationToken);
+                }
+
+                return digest.Finish();
             }
             catch (Exception e) when (e is HttpRequestException or IOException && attempt < _options.Attempts && !cancellationToken.IsCancellationRequested)
             {
@@ -251,7 +325,7 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
         }
     }
 
-    private async Task CopyFileAsync(Uri source, string partial, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    private async Task<FileDigest> CopyFileAsync(Uri source, string partial, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         var path = Path.GetFullPath(source.LocalPath);
         var allowed = _options.AllowedFileRoots.Select(r => Path.GetFullPath(r).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar);
@@ -272,11 +346,16 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
             throw new DownloadException(DownloadErrorKind.TooLarge, $"{path} is {input.Length} bytes; the limit is {_options.MaxBytes}.");
         }
 
-        await using var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true);
-        await CopyAsync(input, output, 0, input.Length, progress, cancellationToken);
+        using var digest = new HashingCopy();
+        await using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+        {
+            await CopyAsync(input, output, digest, input.Length, progress, cancellationToken);
+        }
+
+        return digest.Finish();
     }
 
-    private async Task FetchS3Async(Uri source, string partial, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    private async Task<FileDigest> FetchS3Async(Uri source, string partial, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         var bucket = source.Host;
         var key = Uri.UnescapeDataString(source.AbsolutePath.TrimStart('/'));
@@ -314,8 +393,13 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
                 throw new DownloadException(DownloadErrorKind.TooLarge, $"{source} is {response.ContentLength} bytes; the limit is {_options.MaxBytes}.");
             }
 
-            await using var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true);
-            await CopyAsync(response.ResponseStream, output, 0, response.ContentLength, progress, cancellationToken);
+            using var digest = new HashingCopy();
+            await using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+            {
+                await CopyAsync(response.ResponseStream, output, digest, response.ContentLength, progress, cancellationToken);
+            }
+
+            return digest.Finish();
         }
         catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Forbidden)
         {
@@ -332,38 +416,21 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
         }
     }
 
-    private async Task CopyAsync(Stream input, Stream output, long start, long? total, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    private async Task CopyAsync(Stream input, Stream output, HashingCopy digest, long? total, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         var buffer = new byte[81920];
-        var received = start;
         int read;
         while ((read = await input.ReadAsync(buffer, cancellationToken)) > 0)
         {
-            received += read;
-            if (received > _options.MaxBytes)
+            if (digest.Length + read > _options.MaxBytes)
             {
                 throw new DownloadException(DownloadErrorKind.TooLarge, $"The file is larger than the limit of {_options.MaxBytes} bytes.");
             }
 
             await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-            progress?.Report(new DownloadProgress(received, total));
+            digest.Append(buffer.AsSpan(0, read));
+            progress?.Report(new DownloadProgress(digest.Length, total));
         }
-    }
-
-    private static async Task<(string Sha256, string Md5, long Length)> HashAsync(string path, CancellationToken cancellationToken)
-    {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
-        await using var file = File.OpenRead(path);
-        var buffer = new byte[81920];
-        int read;
-        while ((read = await file.ReadAsync(buffer, cancellationToken)) > 0)
-        {
-            sha.AppendData(buffer, 0, read);
-            md5.AppendData(buffer, 0, read);
-        }
-
-        return (Convert.ToHexStringLower(sha.GetHashAndReset()), Convert.ToHexStringLower(md5.GetHashAndReset()), file.Length);
     }
 
     private static ExpectedChecksum? ParseChecksum(string? checksum)
@@ -397,7 +464,47 @@ public sealed partial class DownloadManager(HttpClient http, IOptions<DownloadOp
         public bool Matches(string sha256, string? md5) => Algorithm == "sha256" ? Hex == sha256 : Hex == md5;
     }
 
-    private sealed record CacheRecord(string Url, DateTimeOffset FetchedAt, long Length, string Sha256, string Md5);
+    /// <summary>A cache entry; <see cref="Taken"/> means its file was moved out by <see cref="FetchAndTakeAsync"/>.</summary>
+    private sealed record CacheRecord(string Url, DateTimeOffset FetchedAt, long Length, string Sha256, string Md5, bool Taken = false);
+
+    private readonly record struct FileDigest(string Sha256, string Md5, long Length);
+
+    /// <summary>SHA-256 and MD5 of the bytes written to a download's file, computed as they are written.</summary>
+    private sealed class HashingCopy : IDisposable
+    {
+        private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private readonly IncrementalHash _md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+
+        public long Length { get; private set; }
+
+        public void Append(ReadOnlySpan<byte> bytes)
+        {
+            _sha256.AppendData(bytes);
+            _md5.AppendData(bytes);
+            Length += bytes.Length;
+        }
+
+        /// <summary>Hashes the bytes an earlier attempt left in <paramref name="path"/> (a resumed transfer).</summary>
+        public async Task AppendFileAsync(string path, CancellationToken cancellationToken)
+        {
+            await using var file = File.OpenRead(path);
+            var buffer = new byte[81920];
+            int read;
+            while ((read = await file.ReadAsync(buffer, cancellationToken)) > 0)
+            {
+                Append(buffer.AsSpan(0, read));
+            }
+        }
+
+        public FileDigest Finish() =>
+            new(Convert.ToHexStringLower(_sha256.GetHashAndReset()), Convert.ToHexStringLower(_md5.GetHashAndReset()), Length);
+
+        public void Dispose()
+        {
+            _sha256.Dispose();
+            _md5.Dispose();
+        }
+    }
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Fetched {Source} ({Bytes} bytes)")]
     private static partial void LogFetched(ILogger logger, string source, long bytes);

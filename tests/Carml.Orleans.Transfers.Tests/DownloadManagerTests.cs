@@ -149,6 +149,49 @@ public sealed class DownloadManagerTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Download_taken_by_a_store_moves_out_of_the_cache_and_is_reused_while_the_store_holds_it()
+    {
+        var manager = Manager();
+        var store = Path.Combine(_cache, "store");
+        Directory.CreateDirectory(store);
+        var handed = new List<DownloadedFile>();
+        string? Held(string sha) => File.Exists(Path.Combine(store, sha)) ? Path.Combine(store, sha) : null;
+        Task<string> Take(DownloadedFile file, CancellationToken ct)
+        {
+            handed.Add(file);
+            var target = Path.Combine(store, file.Sha256);
+            File.Move(file.Path, target);
+            return Task.FromResult(target);
+        }
+
+        var first = await manager.FetchAndTakeAsync(Url("/file.bin"), Sha256, Held, Take, Ct);
+        var second = await manager.FetchAndTakeAsync(Url("/file.bin"), Sha256, Held, Take, Ct);
+        File.Delete(first);
+        var third = await manager.FetchAndTakeAsync(Url("/file.bin"), Sha256, Held, Take, Ct);
+
+        Assert.Equal("sha256:" + Assert.Single(handed.DistinctBy(h => h.Sha256)).Sha256, Sha256);
+        Assert.Equal(first, second);
+        Assert.Equal(2, handed.Count); // the second call found the content still held; the third had to fetch again
+        Assert.Equal(2, _server.Requests);
+        Assert.Equal(_server.Content, await File.ReadAllBytesAsync(third, Ct));
+        Assert.Empty(Directory.GetFiles(_cache, "*.data"));
+    }
+
+    [Fact]
+    public async Task Interrupted_transfer_that_is_taken_carries_the_sha256_of_the_whole_file()
+    {
+        _server.CutNextResponse();
+        DownloadedFile? handed = null;
+
+        await Manager().FetchAndTakeAsync<string>(
+            Url("/file.bin"), checksum: null, _ => null, (file, _) => Task.FromResult((handed = file).Path), Ct);
+
+        Assert.Single(_server.RangeRequests);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(_server.Content)), handed!.Sha256);
+        Assert.Equal(300_000, handed.Length);
+    }
+
+    [Fact]
     public async Task Checksum_mismatch_deletes_the_file_and_fails_clearly()
     {
         var wrong = "md5:" + new string('0', 32);

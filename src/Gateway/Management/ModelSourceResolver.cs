@@ -11,7 +11,7 @@ namespace Carml.Orleans.Gateway.Management;
 /// resolution adds to the store is listed, so a refused registration can remove them again.
 /// </summary>
 public sealed class ModelSourceResolver(
-    ContentStore store, DownloadManager downloads, IGrainFactory grains, IOptions<ArchiveLimits> archiveLimits)
+    ContentStore store, DownloadManager downloads, UploadFileStore uploads, IGrainFactory grains, IOptions<ArchiveLimits> archiveLimits)
 {
     public sealed class Resolution
     {
@@ -71,14 +71,26 @@ public sealed class ModelSourceResolver(
             }
 
             sha = upload.Sha256;
+            if (!store.Exists(sha))
+            {
+                await ImportFinishedUploadAsync(uploadId, sha, cancellationToken);
+            }
+
             nameHint ??= upload.Metadata.GetValueOrDefault("filename");
         }
         else if (source.Url is { } url)
         {
-            DownloadedFile file;
+            StoredContent stored;
             try
             {
-                file = await downloads.FetchAsync(url, source.Checksum, progress: null, cancellationToken);
+                // The download moves into the store (its SHA-256 was computed while it was written); the download cache
+                // keeps only the URL's record and reuses the stored blob while it lasts.
+                stored = await downloads.FetchAndTakeAsync(
+                    url,
+                    source.Checksum,
+                    held => store.Exists(held) ? new StoredContent(held, store.SizeOf(held), Created: false) : null,
+                    (file, ct) => store.ImportAsync(file.Path, file.Sha256, ct),
+                    cancellationToken);
             }
             catch (DownloadException e)
             {
@@ -87,8 +99,6 @@ public sealed class ModelSourceResolver(
                     $"source.url: {e.Message}");
             }
 
-            await using var stream = File.OpenRead(file.Path);
-            var stored = await store.PutAsync(stream, long.MaxValue, cancellationToken);
             if (stored.Created)
             {
                 resolution.Added.Add(stored.Sha256);
@@ -115,6 +125,36 @@ public sealed class ModelSourceResolver(
         }
 
         return (sha, nameHint);
+    }
+
+    /// <summary>
+    /// A finished upload whose SHA-256 is recorded but whose file is still in the upload directory (the gateway failed
+    /// between recording and importing it): import it now, hashing it again since this request did not write it.
+    /// </summary>
+    private async Task ImportFinishedUploadAsync(string uploadId, string sha256, CancellationToken cancellationToken)
+    {
+        var part = uploads.PathOf(uploadId);
+        StoredContent? imported = null;
+        try
+        {
+            imported = await store.ImportAsync(part, computedSha256: null, cancellationToken);
+        }
+        catch (FileNotFoundException)
+        {
+            // Imported meanwhile by the request that finished it, or lost.
+        }
+
+        if (!store.Exists(sha256))
+        {
+            if (imported is { Created: true })
+            {
+                store.Delete(imported.Sha256);
+            }
+
+            throw ModelException.InvalidArgument(imported is null
+                ? $"source.upload {uploadId} finished but its bytes are no longer stored; upload the file again."
+                : $"source.upload {uploadId} recorded SHA-256 {sha256} but its file now has {imported.Sha256}; upload the file again.");
+        }
     }
 
     private async Task<ModelArtifact> UnpackIfArchiveAsync(string sha, string? archivePath, string? nameHint, Resolution resolution, CancellationToken cancellationToken)

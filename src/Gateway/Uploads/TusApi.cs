@@ -142,7 +142,7 @@ public static partial class TusApi
         }
         else if (length == 0)
         {
-            await FinishAsync(grain, files, store, id);
+            await FinishAsync(grain, files, store, id, digest: null);
         }
 
         return Results.StatusCode(StatusCodes.Status201Created);
@@ -321,80 +321,122 @@ public static partial class TusApi
             return new Appended(null, Refused(e));
         }
 
-        await using (file)
+        // The running SHA-256 of the upload (when this process has it at this offset): it sees exactly the bytes kept, so
+        // the finished upload needs no second read.
+        var digest = files.TakeDigest(id, lease.Offset);
+        try
         {
-            using var hash = checksum is { } c ? IncrementalHash.CreateHash(c.Algorithm) : null;
-            var buffer = new byte[81920];
-            try
+            await using (file)
             {
-                int read;
-                while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
+                using var hash = checksum is { } c ? IncrementalHash.CreateHash(c.Algorithm) : null;
+                var buffer = new byte[81920];
+                try
                 {
-                    if (written + read > room)
+                    int read;
+                    while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
                     {
-                        failure = Text(StatusCodes.Status413PayloadTooLarge, $"The body is larger than the {room} bytes that remain of the upload.");
-                        break;
+                        if (written + read > room)
+                        {
+                            failure = Text(StatusCodes.Status413PayloadTooLarge, $"The body is larger than the {room} bytes that remain of the upload.");
+                            break;
+                        }
+
+                        hash?.AppendData(buffer, 0, read);
+                        await file.WriteAsync(buffer.AsMemory(0, read), CancellationToken.None);
+                        digest?.Append(buffer.AsSpan(0, read));
+                        written += read;
+                    }
+                }
+                catch (Exception e) when (e is IOException or OperationCanceledException or BadHttpRequestException)
+                {
+                    // The client went away mid-body. Keep what arrived unless it must be verified as a whole.
+                    if (checksum is not null)
+                    {
+                        written = 0;
                     }
 
-                    hash?.AppendData(buffer, 0, read);
-                    await file.WriteAsync(buffer.AsMemory(0, read), CancellationToken.None);
-                    written += read;
+                    failure = Text(StatusCodes.Status400BadRequest, "The request body ended early.");
                 }
-            }
-            catch (Exception e) when (e is IOException or OperationCanceledException or BadHttpRequestException)
-            {
-                // The client went away mid-body. Keep what arrived unless it must be verified as a whole.
-                if (checksum is not null)
+
+                if (failure is null && checksum is { } expected && !CryptographicOperations.FixedTimeEquals(hash!.GetHashAndReset(), expected.Digest))
+                {
+                    failure = Text(TusProtocol.ChecksumMismatch, $"Checksum mismatch: the body's {expected.Algorithm.Name} differs from Upload-Checksum; nothing was appended.");
+                    written = 0;
+                }
+                else if (failure is not null && checksum is not null)
                 {
                     written = 0;
                 }
 
-                failure = Text(StatusCodes.Status400BadRequest, "The request body ended early.");
+                if (failure is not null && written == 0)
+                {
+                    file.SetLength(lease.Offset);
+                }
+
+                await file.FlushAsync(CancellationToken.None);
             }
 
-            if (failure is null && checksum is { } expected && !CryptographicOperations.FixedTimeEquals(hash!.GetHashAndReset(), expected.Digest))
+            if (digest is not null && digest.Offset != lease.Offset + written)
             {
-                failure = Text(TusProtocol.ChecksumMismatch, $"Checksum mismatch: the body's {expected.Algorithm.Name} differs from Upload-Checksum; nothing was appended.");
-                written = 0;
-            }
-            else if (failure is not null && checksum is not null)
-            {
-                written = 0;
+                // Bytes it saw were cut again (checksum mismatch, cut-short verified body): hash at the finish instead.
+                digest.Dispose();
+                digest = null;
             }
 
-            if (failure is not null && written == 0)
+            var upload = await grain.EndAppendAsync(lease.Token, lease.Offset + written);
+            Core.Telemetry.CarmlTelemetry.UploadBytes.Add(written); // kept bytes only: a rejected body's are truncated away
+            if (failure is not null)
             {
-                file.SetLength(lease.Offset);
+                KeepDigest(files, id, upload, ref digest);
+                return new Appended(upload, failure);
             }
 
-            await file.FlushAsync(CancellationToken.None);
+            if (upload.Length == upload.Offset)
+            {
+                var finishing = digest;
+                digest = null;
+                upload = await FinishAsync(grain, files, store, id, finishing);
+            }
+            else
+            {
+                KeepDigest(files, id, upload, ref digest);
+            }
+
+            return new Appended(upload, null);
         }
-
-        var upload = await grain.EndAppendAsync(lease.Token, lease.Offset + written);
-        Core.Telemetry.CarmlTelemetry.UploadBytes.Add(written); // kept bytes only: a rejected body's are truncated away
-        if (failure is not null)
+        finally
         {
-            return new Appended(upload, failure);
+            digest?.Dispose();
         }
-
-        if (upload.Length == upload.Offset)
-        {
-            upload = await FinishAsync(grain, files, store, id);
-        }
-
-        return new Appended(upload, null);
     }
 
-    /// <summary>Moves a finished upload's bytes into the content store and records its SHA-256.</summary>
-    private static async Task<UploadInfo> FinishAsync(IUploadGrain grain, UploadFileStore files, ContentStore store, string id)
+    private static void KeepDigest(UploadFileStore files, string id, UploadInfo upload, ref UploadDigest? digest)
     {
-        StoredContent stored;
-        await using (var file = File.OpenRead(files.PathOf(id)))
+        if (digest is not null && digest.Offset == upload.Offset)
         {
-            stored = await store.PutAsync(file);
+            files.KeepDigest(id, digest);
+            digest = null;
+        }
+    }
+
+    /// <summary>
+    /// Records a finished upload's SHA-256 (from its running digest, or read once) and moves its file into the content
+    /// store: a rename, no second copy. The SHA-256 is recorded first, so a failure in between leaves the part file in
+    /// place for <see cref="Management.ModelSourceResolver"/> to import when the upload is used.
+    /// </summary>
+    private static async Task<UploadInfo> FinishAsync(IUploadGrain grain, UploadFileStore files, ContentStore store, string id, UploadDigest? digest)
+    {
+        var part = files.PathOf(id);
+        string sha256;
+        using (digest)
+        {
+            sha256 = digest is not null && digest.Offset == new FileInfo(part).Length
+                ? digest.Finish()
+                : await ContentStore.Sha256OfFileAsync(part);
         }
 
-        var upload = await grain.CompleteAsync(stored.Sha256);
+        var upload = await grain.CompleteAsync(sha256);
+        await store.ImportAsync(part, sha256);
         files.Delete(id);
         return upload;
     }
