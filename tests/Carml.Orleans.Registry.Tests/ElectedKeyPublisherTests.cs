@@ -55,6 +55,15 @@ public sealed class ElectedKeyPublisherTests(ConsulTarget target) : IClassFixtur
         Assert.Equal(iris.ModifyIndex, (await Get(prefix + "models/iris/1")).ModifyIndex);
         Assert.Equal(resnet.ModifyIndex, (await Get(prefix + "models/resnet/1")).ModifyIndex);
 
+        // A failing source (the cluster unreachable for a moment) does not make the leader rewrite what it wrote.
+        source.FailNext(3);
+        await Eventually.WaitAsync(() => Task.FromResult(source.Failures), f => f == 0, Bound, "the source fails three times");
+        calls = source.Calls;
+        await Eventually.WaitAsync(() => Task.FromResult(source.Calls), c => c >= calls + 2, Bound, "the leader reads its source again");
+        Assert.Equal(3, source.Thrown);
+        Assert.Equal(iris.ModifyIndex, (await Get(prefix + "models/iris/1")).ModifyIndex);
+        Assert.True(publisher.Publisher.IsLeader);
+
         source.Set("resnet/1", "ready");
         var changed = await WaitForValueAsync(prefix + "models/resnet/1", "ready");
         calls = source.Calls;
@@ -206,6 +215,8 @@ public sealed class ElectedKeyPublisherTests(ConsulTarget target) : IClassFixtur
         private readonly string _prefix;
         private readonly ConcurrentDictionary<string, string> _models = new(StringComparer.Ordinal);
         private int _calls;
+        private int _failures;
+        private int _thrown;
 
         public Source(string prefix, params (string Model, string State)[] models)
         {
@@ -222,9 +233,24 @@ public sealed class ElectedKeyPublisherTests(ConsulTarget target) : IClassFixtur
 
         public void Remove(string model) => _models.TryRemove(model, out _);
 
+        /// <summary>Failures still to come.</summary>
+        public int Failures => Volatile.Read(ref _failures);
+
+        /// <summary>Failures so far.</summary>
+        public int Thrown => Volatile.Read(ref _thrown);
+
+        public void FailNext(int count) => Volatile.Write(ref _failures, count);
+
         public Task<IReadOnlyDictionary<string, byte[]>> ReadAsync(CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref _calls);
+            if (Interlocked.Decrement(ref _failures) >= 0)
+            {
+                Interlocked.Increment(ref _thrown);
+                throw new TimeoutException("The model catalog did not answer (test).");
+            }
+
+            Interlocked.CompareExchange(ref _failures, 0, -1);
             IReadOnlyDictionary<string, byte[]> keys = _models.ToDictionary(pair => _prefix + "models/" + pair.Key, pair => Bytes(pair.Value), StringComparer.Ordinal);
             return Task.FromResult(keys);
         }

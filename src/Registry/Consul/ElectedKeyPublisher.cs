@@ -39,6 +39,8 @@ public sealed partial class ElectedKeyPublisher(
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly Dictionary<string, byte[]> _written = new(StringComparer.Ordinal);
     private ConsulLeaderElection? _election;
+    private CancellationToken _term;
+    private bool _cleanupPending;
 
     /// <summary>True while this publisher is the elected one.</summary>
     public bool IsLeader => _election?.IsLeader == true;
@@ -93,14 +95,21 @@ public sealed partial class ElectedKeyPublisher(
     private async Task LeadAsync(CancellationToken lost, CancellationToken stoppingToken)
     {
         using var leading = CancellationTokenSource.CreateLinkedTokenSource(lost, stoppingToken);
-        _written.Clear();
-        var first = true;
+
+        // A new term starts from nothing written (the previous one's keys went with its session). The same term resumed
+        // after a failure (Consul or the source unreachable for a while) keeps what it wrote: unchanged keys stay unwritten.
+        if (lost != _term)
+        {
+            _term = lost;
+            _written.Clear();
+            _cleanupPending = true;
+        }
+
         try
         {
             do
             {
-                await PublishAsync(first, leading.Token).ConfigureAwait(false);
-                first = false;
+                await PublishAsync(leading.Token).ConfigureAwait(false);
             }
             while (await DelayAsync(options.Period, leading.Token).ConfigureAwait(false));
         }
@@ -116,11 +125,11 @@ public sealed partial class ElectedKeyPublisher(
         }
     }
 
-    private async Task PublishAsync(bool afterElection, CancellationToken cancellationToken)
+    private async Task PublishAsync(CancellationToken cancellationToken)
     {
         var desired = await desiredKeys(cancellationToken).ConfigureAwait(false);
         var deletions = _written.Keys.Where(key => !desired.ContainsKey(key)).ToList();
-        if (afterElection)
+        if (_cleanupPending)
         {
             // Keys a previous leader left behind (released, or written before it stopped) that nobody wants any more.
             var existing = await consul.KvKeysAsync(options.Prefix, null, null, cancellationToken).ConfigureAwait(false);
@@ -153,6 +162,7 @@ public sealed partial class ElectedKeyPublisher(
         }
 
         await DeleteAsync(deletions.Distinct(StringComparer.Ordinal).ToArray(), cancellationToken).ConfigureAwait(false);
+        _cleanupPending = false;
     }
 
     private async Task DeleteAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
