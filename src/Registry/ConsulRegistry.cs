@@ -237,6 +237,8 @@ public sealed partial class ConsulRegistry(ConsulClient consul, IOptions<Registr
 /// </summary>
 internal sealed partial class ConsulRegistryLock(ConsulClient consul, string key, TimeSpan ttl, ILogger logger, Action<ConsulRegistryLock> onDisposed) : IRegistryLock
 {
+    private static readonly TimeSpan LockDelayRetry = TimeSpan.FromSeconds(1);
+
     private readonly SemaphoreSlim _gate = new(1, 1);
     private string? _session;
     private CancellationTokenSource? _held;
@@ -267,9 +269,15 @@ internal sealed partial class ConsulRegistryLock(ConsulClient consul, string key
                     return renewal.Token;
                 }
 
-                // Held by someone else: wait until the key changes (released, deleted), then try again.
+                // Held by someone else: wait until the key changes (released, deleted), then try again. Free but refused: a
+                // lock-delay is in effect, which no key change announces, so wait a bounded time instead of blocking.
                 var current = await consul.KvGetAsync(key, index == 0 ? null : new ConsulQuery(index, consul.Options.BlockingWait), cancellationToken).ConfigureAwait(false);
                 index = current.Index < index ? 0 : Math.Max(current.Index, 1);
+                if (current.Value?.Session is not { Length: > 0 })
+                {
+                    index = 0;
+                    await Task.Delay(LockDelayRetry, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
         catch

@@ -245,6 +245,11 @@ public sealed class ConsulEmulatorState
                         {
                             error = $"failed to lock key \"{op.Key}\", lock is already held";
                         }
+                        else if (current?.Session != op.Session && _lockDelays.TryGetValue(op.Key, out var delayedUntil) && delayedUntil > Time.GetUtcNow())
+                        {
+                            // Consul checks the lock-delay before applying a lock, in a transaction as in a PUT ?acquire.
+                            error = $"failed to lock key \"{op.Key}\" due to lock delay";
+                        }
                         else
                         {
                             var record = Write(op.Key, op.Value, op.Flags);

@@ -17,6 +17,11 @@ key_prefix "carml/models/" {
   policy = "write"
 }
 
+# The lock through which the gateways elect the one that publishes the models (docs/consul.md, "The model publisher").
+key "carml/locks/model-publisher" {
+  policy = "write"
+}
+
 session_prefix "" {
   policy = "write"
 }

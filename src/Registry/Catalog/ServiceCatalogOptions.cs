@@ -31,6 +31,12 @@ public sealed class ServiceCatalogOptions
     /// <summary>Also publish the process under <c>&lt;root&gt;agents/</c> in the KV store, with a TTL.</summary>
     public bool PublishToRegistry { get; set; } = true;
 
+    /// <summary>
+    /// Lock-delay of the session through which the gateways elect the one that publishes the models (Consul: 0–60 s,
+    /// default 15 s): after the publisher dies, the next one takes over once its session expired plus this delay.
+    /// </summary>
+    public TimeSpan PublisherLockDelay { get; set; } = TimeSpan.FromSeconds(15);
+
     public IReadOnlyList<string> Validate()
     {
         var failures = new List<string>();
@@ -47,6 +53,11 @@ public sealed class ServiceCatalogOptions
         if (DeregisterCriticalServiceAfter < TimeSpan.FromMinutes(1))
         {
             failures.Add("Carml:Catalog:DeregisterCriticalServiceAfter must be at least 1 minute (Consul's minimum).");
+        }
+
+        if (PublisherLockDelay < TimeSpan.Zero || PublisherLockDelay > TimeSpan.FromSeconds(60))
+        {
+            failures.Add("Carml:Catalog:PublisherLockDelay must be between 0 and 60 seconds (Consul's range).");
         }
 
         if (GpuCount < 0)
