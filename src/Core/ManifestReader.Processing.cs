@@ -70,7 +70,7 @@ public static partial class ManifestReader
 
         if (OptionalString(tensor, "color_mode", problems) is { } color)
         {
-            image = Enum.TryParse<ColorMode>(color, ignoreCase: true, out var mode) && Enum.IsDefined(mode)
+            image = EnumNames.TryParse<ColorMode>(color, out var mode)
                 ? image with { ColorMode = mode }
                 : Problem(image, $"{where}: color_mode '{color}' is not RGB, BGR or GRAY", problems);
         }

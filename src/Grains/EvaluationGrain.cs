@@ -84,6 +84,10 @@ public sealed partial class EvaluationGrain(IRunStore runs, ILocalSiloDetails si
         return _record!;
     }
 
+    private const int MaxWarmup = 10_000;
+    private const int MaxRepetitions = 10_000;
+    private const long MaxTimedBatches = 1_000_000;
+
     private sealed record Plan(
         ModelId Model, ModelManifest Manifest, string? ExecutionProvider, TensorSpec Input, TensorSpec Output,
         IReadOnlyList<CsvRow> Rows, long[] Labels, IModelReplicaGrain Replica);
@@ -108,9 +112,9 @@ public sealed partial class EvaluationGrain(IRunStore runs, ILocalSiloDetails si
             throw ModelException.InvalidArgument($"Model '{id.Name}' does not batch (max_batch_size 0): use batch_size 1.");
         }
 
-        if (request.Warmup < 0 || request.Repetitions < 1)
+        if (request.Warmup is < 0 or > MaxWarmup || request.Repetitions is < 1 or > MaxRepetitions)
         {
-            throw ModelException.InvalidArgument("warmup must be 0 or more and repetitions 1 or more.");
+            throw ModelException.InvalidArgument($"warmup must be 0 to {MaxWarmup} and repetitions 1 to {MaxRepetitions}.");
         }
 
         if (manifest.Inputs is not [var input]
@@ -133,6 +137,14 @@ public sealed partial class EvaluationGrain(IRunStore runs, ILocalSiloDetails si
         if (input.Image is null && input.Shape[1] >= 0 && rows[0].Features.Length != input.Shape[1])
         {
             throw ModelException.InvalidArgument($"The dataset has {rows[0].Features.Length} feature columns; input '{input.Name}' takes {input.Shape[1]}.");
+        }
+
+        // Each timed batch keeps its timing: the total is bounded so one request cannot grow the grain without limit.
+        var timed = ((rows.Count + request.BatchSize - 1L) / request.BatchSize) * request.Repetitions;
+        if (timed > MaxTimedBatches)
+        {
+            throw ModelException.InvalidArgument(
+                $"{rows.Count} rows in batches of {request.BatchSize} × {request.Repetitions} repetitions is {timed} timed batches; at most {MaxTimedBatches}: use fewer repetitions or a larger batch_size.");
         }
 
         var labels = rows.Select(r => LabelIndex(r, manifest)).ToArray();

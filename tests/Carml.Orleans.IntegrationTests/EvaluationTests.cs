@@ -75,7 +75,7 @@ public sealed class EvaluationTests(GatewayFixture fixture)
     {
         var dataset = await DatasetAsync("iris-compare", await File.ReadAllBytesAsync(RepositoryPaths.IrisCsv, Ct));
         var quick = (await (await Http.PostAsJsonAsync("/api/evaluations", new { model = "iris", dataset, batch_size = 50 }, Ct)).JsonAsync()).GetProperty("id").GetString()!;
-        var slow = (await (await Http.PostAsJsonAsync("/api/evaluations", new { model = "iris", dataset, batch_size = 1, repetitions = 10_000 }, Ct)).JsonAsync()).GetProperty("id").GetString()!;
+        var slow = (await (await Http.PostAsJsonAsync("/api/evaluations", new { model = "iris", dataset, batch_size = 1, repetitions = 5_000 }, Ct)).JsonAsync()).GetProperty("id").GetString()!;
 
         var cancelled = await (await Http.PostAsync($"/api/evaluations/{slow}/cancel", null, Ct)).JsonAsync();
         await WaitForEndAsync(quick);
@@ -112,8 +112,11 @@ public sealed class EvaluationTests(GatewayFixture fixture)
         { """{"model": "iris", "dataset": "iris-bad", "batch_size": 99999999999}""", HttpStatusCode.BadRequest, "Path: $.batch_size" },
         { """{"model": "iris", "dataset": "iris-bad", "labels": {"purpose": 1}}""", HttpStatusCode.BadRequest, "Path: $.labels.purpose" },
         { """{"model": "iris", "dataset": "iris-bad", "labels": ["purpose"]}""", HttpStatusCode.BadRequest, "Path: $.labels" },
-        { """{"model": "iris", "dataset": "iris-bad", "warmup": -1}""", HttpStatusCode.BadRequest, "warmup must be 0 or more and repetitions 1 or more" },
-        { """{"model": "iris", "dataset": "iris-bad", "repetitions": 0}""", HttpStatusCode.BadRequest, "warmup must be 0 or more and repetitions 1 or more" },
+        { """{"model": "iris", "dataset": "iris-bad", "warmup": -1}""", HttpStatusCode.BadRequest, "warmup must be 0 to 10000 and repetitions 1 to 10000" },
+        { """{"model": "iris", "dataset": "iris-bad", "repetitions": 0}""", HttpStatusCode.BadRequest, "warmup must be 0 to 10000 and repetitions 1 to 10000" },
+        { """{"model": "iris", "dataset": "iris-bad", "repetitions": 2147483647}""", HttpStatusCode.BadRequest, "warmup must be 0 to 10000 and repetitions 1 to 10000" },
+        { """{"model": "iris", "dataset": "iris-bad", "warmup": 2147483647}""", HttpStatusCode.BadRequest, "warmup must be 0 to 10000 and repetitions 1 to 10000" },
+        { """{"model": "iris", "dataset": "iris-full", "batch_size": 1, "repetitions": 10000}""", HttpStatusCode.BadRequest, "rows in batches of 1 × 10000 repetitions is" },
         { """{"model": "iris", "dataset": "iris-bad", "version": "99"}""", HttpStatusCode.NotFound, "Model 'iris' has no version '99'" },
         { """{"model": "iris", "dataset": "iris-bad", "output": "nope"}""", HttpStatusCode.BadRequest, "Model 'iris' has no output 'nope'" },
     };
@@ -222,6 +225,7 @@ public sealed class EvaluationTests(GatewayFixture fixture)
             await DatasetAsync("iris-malformed", Encoding.UTF8.GetBytes(header + "5.1,3.5,1.4,0.2,setosa\n5.1,wide,1.4,0.2,setosa\n1,2,3\n"));
             await DatasetAsync("iris-empty", Encoding.UTF8.GetBytes(header));
             await DatasetAsync("iris-unknown-label", Encoding.UTF8.GetBytes(header + "5.1,3.5,1.4,0.2,daisy\n"));
+            await DatasetAsync("iris-full", await File.ReadAllBytesAsync(RepositoryPaths.IrisCsv, Ct));
             _datasetsReady = true;
         }
         finally

@@ -36,6 +36,24 @@ public sealed class ProcessingManifestTests
         Assert.Equal(["0", "180"], manifest.Labels);
     }
 
+    [Theory]
+    [InlineData("1")]
+    [InlineData("RGB,BGR")]
+    [InlineData("CMYK")]
+    public void A_color_mode_is_one_of_the_names_never_a_number_or_a_list(string color)
+    {
+        var e = Assert.Throws<ModelException>(() => ManifestReader.Parse($$"""
+            name: bad
+            version: "1"
+            inputs:
+              - {name: x, datatype: FP32, shape: [-1, 3, 8, 8], type: image, color_mode: "{{color}}"}
+            outputs:
+              - {name: y, datatype: FP32, shape: [-1, 2]}
+            """));
+
+        Assert.Contains($"color_mode '{color}' is not RGB, BGR or GRAY", string.Join("\n", e.Problems));
+    }
+
     [Fact]
     public void Dimensions_default_to_the_fixed_height_and_width_of_the_shape()
     {

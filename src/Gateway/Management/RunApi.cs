@@ -119,14 +119,11 @@ public static class RunApi
         (RunIds.IsValid(id) ? await grains.GetGrain<IEvaluationGrain>(id).GetAsync() : null)
             ?? throw ModelException.NotFound($"There is no evaluation {id}.");
 
-    /// <summary>
-    /// One value by its name only: Enum.TryParse would also take "1" or "succeeded,failed" (flags, OR-ed into another
-    /// member) and a repeated query parameter (joined with a comma), each silently searching for something else.
-    /// </summary>
+    /// <summary>One value by its name only (a number, a comma list or a repeated parameter is a mistake, not a search).</summary>
     private static T? ParseEnum<T>(string? value, string name) where T : struct, Enum =>
         value is null ? null
-        : Enum.GetNames<T>().FirstOrDefault(n => string.Equals(n, value, StringComparison.OrdinalIgnoreCase)) is { } match ? Enum.Parse<T>(match)
-        : throw ModelException.InvalidArgument($"{name} '{value}' is not one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}.");
+        : EnumNames.TryParse<T>(value, out var parsed) ? parsed
+        : throw ModelException.InvalidArgument($"{name} '{value}' is not one of {EnumNames.List<T>()}.");
 
     private static KeyValuePair<string, string>? ParseLabel(string? label)
     {
