@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Http;
 namespace Carml.Orleans.Gateway;
 
 /// <summary>One table from failures to HTTP statuses and gRPC codes, so both protocols say the same thing.</summary>
-public static class ErrorMapping
+public static partial class ErrorMapping
 {
     public static int ToHttpStatus(ModelErrorKind kind) => kind switch
     {
@@ -50,6 +50,7 @@ public static class ErrorMapping
         // A JSON body that does not bind: the serializer's message names the path, line and byte of the bad value.
         BadHttpRequestException { InnerException: System.Text.Json.JsonException json } bad =>
             ModelException.InvalidArgument($"{bad.Message} {json.Message}"),
+        BadHttpRequestException bad when QueryBinding(bad.Message) is { } query => ModelException.InvalidArgument(query),
         BadHttpRequestException bad => ModelException.InvalidArgument(bad.Message),
         Core.ContentTooLargeException tooLarge => new ModelException(ModelErrorKind.PayloadTooLarge, tooLarge.Message),
         InvalidDataException malformed => ModelException.InvalidArgument($"The request body is malformed: {malformed.Message}"),
@@ -64,6 +65,34 @@ public static class ErrorMapping
             new ModelException(ModelErrorKind.Unavailable, "The cluster cannot serve the request right now; retry shortly."),
         _ => null,
     };
+
+    /// <summary>
+    /// ASP.NET Core's message for a query value that does not convert names the C# parameter and type
+    /// (<c>Failed to bind parameter "Nullable&lt;int&gt; pageSize" from "abc".</c>); callers know the query name
+    /// (<c>page_size</c>) and want to hear what is expected.
+    /// </summary>
+    internal static string? QueryBinding(string message)
+    {
+        var match = BindingFailure().Match(message);
+        if (!match.Success)
+        {
+            return null;
+        }
+
+        var type = match.Groups["type"].Value;
+        var expected = type.Contains("int", StringComparison.OrdinalIgnoreCase) || type.Contains("long", StringComparison.OrdinalIgnoreCase) ? "a whole number"
+            : type.Contains("DateTime", StringComparison.Ordinal) ? "a date and time (ISO 8601, e.g. 2026-11-23T18:00:00Z)"
+            : type.Contains("bool", StringComparison.OrdinalIgnoreCase) ? "true or false"
+            : "a " + type;
+        var name = SnakeCase().Replace(match.Groups["name"].Value, "$1_$2").ToLowerInvariant();
+        return $"Query parameter '{name}' must be {expected}, not '{match.Groups["value"].Value}'.";
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("""^Failed to bind parameter "(?<type>.+) (?<name>\w+)" from "(?<value>.*)"\.$""")]
+    private static partial System.Text.RegularExpressions.Regex BindingFailure();
+
+    [System.Text.RegularExpressions.GeneratedRegex("([a-z0-9])([A-Z])")]
+    private static partial System.Text.RegularExpressions.Regex SnakeCase();
 
     private static bool IsMultipartReader(IOException exception) =>
         exception.TargetSite?.DeclaringType?.FullName?.StartsWith("Microsoft.AspNetCore.WebUtilities.Multipart", StringComparison.Ordinal) == true;

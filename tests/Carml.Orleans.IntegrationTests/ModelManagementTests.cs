@@ -140,17 +140,18 @@ public sealed class ModelManagementTests(GatewayFixture fixture)
     }
 
     [Theory]
-    [InlineData("page_size=0")]
-    [InlineData("page_size=5000")]
-    [InlineData("page_token=%25%25%25")]
-    [InlineData("page_token=abc")]
-    [InlineData("page_size=abc")]
-    public async Task Bad_paging_parameters_are_400(string query)
+    [InlineData("page_size=0", "page_size must be between 1 and ")]
+    [InlineData("page_size=5000", "got 5000")]
+    [InlineData("page_token=%25%25%25", "page_token '%%%' is not a token this server issued")]
+    [InlineData("page_token=abc", "page_token 'abc' is not a token this server issued")]
+    [InlineData("page_size=abc", "Query parameter 'page_size' must be a whole number, not 'abc'.")]
+    public async Task Bad_paging_parameters_are_400(string query, string expected)
     {
         var response = await Http.GetAsync($"/api/models?{query}", Ct);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(expected, (await response.JsonAsync()).GetProperty("detail").GetString());
     }
 
     [Fact]
