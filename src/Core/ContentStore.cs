@@ -34,6 +34,41 @@ public sealed class ContentStore
         _root = Path.GetFullPath(root);
         _staging = Path.Combine(_root, "staging");
         Directory.CreateDirectory(_staging);
+        SweepStaging(StaleStagingAge);
+    }
+
+    /// <summary>
+    /// Staging files older than this were left by a process that died mid-write or mid-import (a live write finishes
+    /// in far less); they are deleted when a store opens.
+    /// </summary>
+    public static readonly TimeSpan StaleStagingAge = TimeSpan.FromDays(1);
+
+    /// <summary>Deletes staging files last written more than <paramref name="olderThan"/> ago; returns how many.</summary>
+    public int SweepStaging(TimeSpan olderThan)
+    {
+        var cutoff = DateTime.UtcNow - olderThan;
+        var deleted = 0;
+        foreach (var file in new DirectoryInfo(_staging).EnumerateFiles())
+        {
+            try
+            {
+                if (file.LastWriteTimeUtc < cutoff)
+                {
+                    file.Delete();
+                    deleted++;
+                }
+            }
+            catch (IOException)
+            {
+                // Another process is sweeping or still using it: leave it.
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // Not ours to delete.
+            }
+        }
+
+        return deleted;
     }
 
     public string Root => _root;

@@ -28,6 +28,23 @@ public sealed class ContentStoreTests : IDisposable
     }
 
     [Fact]
+    public void Opening_a_store_deletes_staging_files_a_dead_process_left_and_keeps_recent_ones()
+    {
+        var staging = Path.Combine(_root, "staging");
+        Directory.CreateDirectory(staging);
+        var stale = Path.Combine(staging, "left-by-a-crash");
+        var live = Path.Combine(staging, "being-written");
+        File.WriteAllBytes(stale, [1, 2, 3]);
+        File.WriteAllBytes(live, [4, 5, 6]);
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - ContentStore.StaleStagingAge - TimeSpan.FromHours(1));
+
+        _ = new ContentStore(_root);
+
+        Assert.False(File.Exists(stale), "a staging file older than a day should be swept when the store opens");
+        Assert.True(File.Exists(live), "a recent staging file may belong to a write in progress and must stay");
+    }
+
+    [Fact]
     public async Task Stored_file_is_named_by_its_sha256_and_stored_once()
     {
         var store = new ContentStore(_root);
