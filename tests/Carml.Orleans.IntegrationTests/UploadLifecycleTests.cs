@@ -154,6 +154,60 @@ public sealed class UploadLifecycleTests
         Assert.Contains(expected, (await response.JsonAsync()).GetProperty("detail").GetString());
     }
 
+    /// <summary>
+    /// A gateway that dies after the upload grain recorded the SHA-256 but before the file moved into the content store
+    /// leaves a completed upload whose bytes are still its upload file: registering from it imports them then, and
+    /// refuses (400, nothing registered) when the file is gone or no longer has the recorded SHA-256.
+    /// </summary>
+    [Theory]
+    [InlineData("intact", null)]
+    [InlineData("changed", "but its file now has")]
+    [InlineData("lost", "finished but its bytes are no longer stored")]
+    public async Task A_completed_upload_whose_file_was_never_imported_is_imported_when_used(string file, string? expected)
+    {
+        using var data = new TempDirectory();
+        await using var gateway = await GatewayInstance.StartAsync(data.Path, NoSample);
+        var model = TestModels.Iris.OnnxBytes;
+        var location = await TusUploadTests.CreateAsync(gateway.Http, model.Length, "filename aXJpcy5vbm54");
+        using (var patch = await TusUploadTests.PatchAsync(gateway.Http, location, 0, model))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, patch.StatusCode);
+        }
+
+        // Put the finished bytes back where they were before the import, as a crash in between leaves them.
+        var uploadId = location.Split('/')[^1];
+        var store = gateway.Services.GetRequiredService<ContentStore>();
+        var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(model));
+        var part = gateway.Services.GetRequiredService<UploadFileStore>().PathOf(uploadId);
+        File.Move(store.GetPath(sha256), part);
+        if (file == "changed")
+        {
+            await File.WriteAllBytesAsync(part, [.. model[..^1], (byte)(model[^1] ^ 0xFF)], Ct);
+        }
+        else if (file == "lost")
+        {
+            File.Delete(part);
+        }
+
+        var manifest = TestModels.IrisManifest("half-finished", "1").Replace("  path: iris.onnx", $"  upload: {uploadId}", StringComparison.Ordinal);
+        var response = await gateway.Http.PostAsync("/api/models", new StringContent(manifest, Encoding.UTF8, "application/yaml"), Ct);
+
+        if (expected is null)
+        {
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            Assert.True(store.Exists(sha256), "the upload's file should now be in the content store under its recorded SHA-256");
+            Assert.False(File.Exists(part), "the import moves the upload file, it does not copy it");
+            Assert.Equal(HttpStatusCode.OK, (await gateway.Http.PostJsonAsync("/v2/models/half-finished/infer", KServeHttpTests.IrisRequest(TestModels.IrisRows.Take(1)))).StatusCode);
+        }
+        else
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains(expected, (await response.JsonAsync()).GetProperty("detail").GetString());
+            Assert.False(store.Exists(sha256));
+            Assert.Equal(HttpStatusCode.NotFound, (await gateway.Http.GetAsync("/v2/models/half-finished", Ct)).StatusCode);
+        }
+    }
+
     private static async Task<long> WaitForIdleOffsetAsync(HttpClient http, string location)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
