@@ -83,14 +83,7 @@ public sealed class ModelSourceResolver(
             StoredContent stored;
             try
             {
-                // The download moves into the store (its SHA-256 was computed while it was written); the download cache
-                // keeps only the URL's record and reuses the stored blob while it lasts.
-                stored = await downloads.FetchAndTakeAsync(
-                    url,
-                    source.Checksum,
-                    held => store.Exists(held) ? new StoredContent(held, store.SizeOf(held), Created: false) : null,
-                    (file, ct) => store.ImportAsync(file.Path, file.Sha256, ct),
-                    cancellationToken);
+                stored = await downloads.FetchIntoStoreAsync(store, url, source.Checksum, cancellationToken);
             }
             catch (DownloadException e)
             {

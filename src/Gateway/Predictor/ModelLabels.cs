@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Carml.Orleans.Core;
+using Carml.Orleans.Gateway.Management;
 using Carml.Orleans.Interfaces;
 using Carml.Orleans.Transfers;
 
@@ -67,7 +68,7 @@ public sealed class ModelLabels(DownloadManager downloads, ContentStore store)
         {
             try
             {
-                path = (await downloads.FetchAsync(classification.FeaturesUrl!, cancellationToken: cancellationToken)).Path;
+                path = store.GetPath((await downloads.FetchIntoStoreAsync(store, classification.FeaturesUrl!, checksum: null, cancellationToken)).Sha256);
             }
             catch (DownloadException e)
             {
