@@ -102,16 +102,7 @@ public sealed class ContentStore
 
             var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
             var target = PathOf(sha);
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            try
-            {
-                File.Move(temp, target, overwrite: false);
-                return new StoredContent(sha, size, Created: true);
-            }
-            catch (IOException) when (File.Exists(target))
-            {
-                return new StoredContent(sha, size, Created: false);
-            }
+            return new StoredContent(sha, size, Created: MoveIntoPlace(temp, target));
         }
         finally
         {
@@ -154,17 +145,7 @@ public sealed class ContentStore
         {
             File.Move(sourcePath, staged);
             var size = new FileInfo(staged).Length;
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            try
-            {
-                File.Move(staged, target, overwrite: false);
-                return new StoredContent(sha, size, Created: true);
-            }
-            catch (IOException) when (File.Exists(target))
-            {
-                // Another import or put of the same content won the race; its blob is identical.
-                return new StoredContent(sha, size, Created: false);
-            }
+            return new StoredContent(sha, size, Created: MoveIntoPlace(staged, target));
         }
         finally
         {
@@ -174,6 +155,36 @@ public sealed class ContentStore
             }
         }
     }
+
+    /// <summary>
+    /// Renames a staged file to its address unless the content is already there; true when this call put it there.
+    /// "Created" decides who may delete the blob again when a registration fails, so exactly one of several concurrent
+    /// writers of one content may see true: .NET's no-overwrite move is not atomic on every file system (two moves of one
+    /// target were seen succeeding), so writers in this process take a lock per address first.
+    /// </summary>
+    private static bool MoveIntoPlace(string staged, string target)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        lock (Stripes[(uint)StringComparer.Ordinal.GetHashCode(target) % (uint)Stripes.Length])
+        {
+            if (File.Exists(target))
+            {
+                return false; // another writer of the same content won; its blob is identical
+            }
+
+            try
+            {
+                File.Move(staged, target, overwrite: false);
+                return true;
+            }
+            catch (IOException) when (File.Exists(target))
+            {
+                return false; // another process won the race
+            }
+        }
+    }
+
+    private static readonly Lock[] Stripes = Enumerable.Range(0, 64).Select(_ => new Lock()).ToArray();
 
     /// <summary>The SHA-256 of a file, read once, as lowercase hex.</summary>
     public static async Task<string> Sha256OfFileAsync(string path, CancellationToken cancellationToken = default)

@@ -39,6 +39,7 @@ public sealed class UploadFileStore
     public const int MaxDigests = 1024;
 
     private readonly ConcurrentDictionary<string, UploadDigest> _digests = new(StringComparer.Ordinal);
+    private long _keeps;
 
     public UploadFileStore(IOptions<UploadOptions> options)
     {
@@ -69,7 +70,7 @@ public sealed class UploadFileStore
         {
             stream = new FileStream(PathOf(id), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 81920, useAsync: true);
         }
-        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        catch (IOException e) when (IsHeldByAnother(e))
         {
             throw new Interfaces.UploadException(
                 Interfaces.UploadErrorKind.Busy, $"Another request is still writing upload {id}; retry when it has ended.");
@@ -94,6 +95,13 @@ public sealed class UploadFileStore
     }
 
     /// <summary>
+    /// Whether opening failed because another handle holds the file's lock (EWOULDBLOCK from flock on Linux and macOS, a
+    /// sharing or lock violation on Windows), not because of a server fault such as too many open files.
+    /// </summary>
+    private static bool IsHeldByAnother(IOException e) =>
+        e.HResult is 11 or 35 or unchecked((int)0x80070020) or unchecked((int)0x80070021);
+
+    /// <summary>
     /// Takes the running digest of the upload's first <paramref name="offset"/> bytes, or starts one at offset 0; null
     /// when this process holds none for that offset. The caller appends exactly the bytes it writes and hands it back
     /// with <see cref="KeepDigest"/> once the new offset is recorded, or disposes it.
@@ -110,13 +118,35 @@ public sealed class UploadFileStore
             digest.Dispose();
         }
 
-        return offset == 0 && _digests.Count < MaxDigests ? new UploadDigest() : null;
+        if (offset != 0)
+        {
+            return null;
+        }
+
+        if (_digests.Count >= MaxDigests)
+        {
+            // Abandoned, terminated elsewhere or expired uploads: the one kept longest without an append makes room.
+            var oldest = _digests.MinBy(d => d.Value.KeptAt);
+            ForgetDigest(oldest.Key);
+        }
+
+        return new UploadDigest();
     }
 
     /// <summary>Keeps a digest whose bytes are all recorded in the upload's offset, for the next append or the finish.</summary>
     public void KeepDigest(string id, UploadDigest digest)
     {
+        digest.KeptAt = Interlocked.Increment(ref _keeps);
         if (!_digests.TryAdd(id, digest))
+        {
+            digest.Dispose();
+        }
+    }
+
+    /// <summary>Drops the running digest of an upload that ends here without finishing (terminated, expired).</summary>
+    public void ForgetDigest(string id)
+    {
+        if (_digests.TryRemove(id, out var digest))
         {
             digest.Dispose();
         }
@@ -124,10 +154,7 @@ public sealed class UploadFileStore
 
     public void Delete(string id)
     {
-        if (_digests.TryRemove(id, out var digest))
-        {
-            digest.Dispose();
-        }
+        ForgetDigest(id);
 
         var path = PathOf(id);
         if (File.Exists(path))
@@ -143,6 +170,9 @@ public sealed class UploadDigest : IDisposable
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
     public long Offset { get; private set; }
+
+    /// <summary>The store's count of hand-backs when it was last handed back: lowest = kept longest, for making room.</summary>
+    internal long KeptAt { get; set; }
 
     public void Append(ReadOnlySpan<byte> bytes)
     {

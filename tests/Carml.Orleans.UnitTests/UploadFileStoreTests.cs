@@ -39,6 +39,41 @@ public sealed class UploadFileStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_full_table_of_digests_makes_room_by_dropping_the_one_kept_longest()
+    {
+        var files = Files();
+        var ids = Enumerable.Range(0, UploadFileStore.MaxDigests).Select(_ => UploadFileStore.NewId()).ToList();
+        foreach (var id in ids)
+        {
+            var digest = files.TakeDigest(id, 0)!;
+            digest.Append([1]);
+            files.KeepDigest(id, digest);
+        }
+
+        var newcomer = files.TakeDigest(UploadFileStore.NewId(), 0);
+
+        Assert.NotNull(newcomer); // abandoned uploads never switch the running digest off for new ones
+        Assert.Null(files.TakeDigest(ids[0], 1)); // the oldest made room
+        var kept = Assert.IsType<UploadDigest>(files.TakeDigest(ids[^1], 1));
+        kept.Dispose();
+        newcomer.Dispose();
+    }
+
+    [Fact]
+    public void Forgetting_a_terminated_upload_drops_its_digest()
+    {
+        var files = Files();
+        var id = UploadFileStore.NewId();
+        var digest = files.TakeDigest(id, 0)!;
+        digest.Append([1, 2, 3]);
+        files.KeepDigest(id, digest);
+
+        files.ForgetDigest(id);
+
+        Assert.Null(files.TakeDigest(id, 3));
+    }
+
+    [Fact]
     public void Deleting_an_upload_drops_its_digest()
     {
         var files = Files();

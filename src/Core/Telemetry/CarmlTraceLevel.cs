@@ -88,11 +88,16 @@ public static class CarmlTraceLevels
                 $"{source} '{text}' is not a trace level; use one of {string.Join(", ", Names)}.");
 
     /// <summary>The level of the request being served (gateway or silo side); <see cref="CarmlTraceLevel.None"/> when unset.</summary>
-    /// <remarks>Carried as the level's number, so reading it (several times per request) parses nothing.</remarks>
-    public static CarmlTraceLevel Current =>
-        RequestContext.Get(RequestContextKey) is int value && value > 0 && value <= (int)CarmlTraceLevel.Full
-            ? (CarmlTraceLevel)value
-            : CarmlTraceLevel.None;
+    /// <remarks>
+    /// Carried as the level's number, so reading it (several times per request) parses nothing; the name earlier
+    /// versions carried is still read, so a level survives a rolling upgrade.
+    /// </remarks>
+    public static CarmlTraceLevel Current => RequestContext.Get(RequestContextKey) switch
+    {
+        int value when value > 0 && value <= (int)CarmlTraceLevel.Full => (CarmlTraceLevel)value,
+        string name when TryParse(name, out var level) => level,
+        _ => CarmlTraceLevel.None,
+    };
 
     /// <summary>
     /// Raises the level of the request being served (a predictor's trace_level option, a request parameter): the level

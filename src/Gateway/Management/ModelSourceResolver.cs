@@ -132,7 +132,7 @@ public sealed class ModelSourceResolver(
         {
             imported = await store.ImportAsync(part, computedSha256: null, cancellationToken);
         }
-        catch (FileNotFoundException)
+        catch (IOException e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             // Imported meanwhile by the request that finished it, or lost.
         }

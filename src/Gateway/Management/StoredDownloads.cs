@@ -16,7 +16,20 @@ public static class StoredDownloads
         downloads.FetchAndTakeAsync(
             url,
             checksum,
-            held => store.Exists(held) ? new StoredContent(held, store.SizeOf(held), Created: false) : null,
+            held => Held(store, held),
             (file, ct) => store.ImportAsync(file.Path, file.Sha256, ct),
             cancellationToken);
+
+    /// <summary>The stored blob, or null (fetch again) when it is gone — even if it goes between looking and measuring.</summary>
+    private static StoredContent? Held(ContentStore store, string sha256)
+    {
+        try
+        {
+            return store.Exists(sha256) ? new StoredContent(sha256, store.SizeOf(sha256), Created: false) : null;
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
 }

@@ -238,7 +238,7 @@ public static partial class TusApi
         return Results.NoContent();
     }
 
-    private static async Task<IResult> DeleteAsync(string id, HttpContext context, IGrainFactory grains)
+    private static async Task<IResult> DeleteAsync(string id, HttpContext context, IGrainFactory grains, UploadFileStore files)
     {
         CommonHeaders(context);
         if (Precondition(context) is { } failed)
@@ -252,6 +252,7 @@ public static partial class TusApi
         }
 
         await grains.GetGrain<IUploadGrain>(id).TerminateAsync();
+        files.ForgetDigest(id); // the grain deletes the file where it runs; this gateway's running digest goes here
         return Results.NoContent();
     }
 
@@ -427,16 +428,32 @@ public static partial class TusApi
     private static async Task<UploadInfo> FinishAsync(IUploadGrain grain, UploadFileStore files, ContentStore store, string id, UploadDigest? digest)
     {
         var part = files.PathOf(id);
-        string sha256;
-        using (digest)
+        UploadInfo upload;
+        try
         {
-            sha256 = digest is not null && digest.Offset == new FileInfo(part).Length
-                ? digest.Finish()
-                : await ContentStore.Sha256OfFileAsync(part);
+            string sha256;
+            using (digest)
+            {
+                sha256 = digest is not null && digest.Offset == new FileInfo(part).Length
+                    ? digest.Finish()
+                    : await ContentStore.Sha256OfFileAsync(part);
+            }
+
+            upload = await grain.CompleteAsync(sha256);
+            await store.ImportAsync(part, sha256);
+        }
+        catch (IOException e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // A second finishing request (a final PATCH retried after a lost response) found the file already taken
+            // by the first one, which completed the upload: the same answer, not a server fault.
+            if (await grain.GetAsync() is { State: UploadState.Completed, Sha256: { } finished } completed && store.Exists(finished))
+            {
+                return completed;
+            }
+
+            throw;
         }
 
-        var upload = await grain.CompleteAsync(sha256);
-        await store.ImportAsync(part, sha256);
         files.Delete(id);
         return upload;
     }

@@ -39,6 +39,16 @@ public sealed class CarmlTraceLevelTests
     }
 
     [Fact]
+    public void A_level_carried_by_name_from_an_older_peer_is_still_read()
+    {
+        RequestContext.Clear();
+        RequestContext.Set(CarmlTraceLevels.RequestContextKey, "model");
+
+        Assert.Equal(CarmlTraceLevel.Model, CarmlTraceLevels.Current);
+        RequestContext.Clear();
+    }
+
+    [Fact]
     public async Task The_level_travels_with_the_request_context_into_awaited_work_and_none_clears_it()
     {
         RequestContext.Clear();
