@@ -92,6 +92,40 @@ public sealed class ElectedKeyPublisherTests(ConsulTarget target) : IClassFixtur
     }
 
     [Fact]
+    public async Task A_published_key_deleted_behind_the_leaders_back_is_written_again()
+    {
+        var prefix = NewPrefix();
+        await using var publisher = Run(prefix, new Source(prefix, ("iris/1", "ready")));
+        await WaitForValueAsync(prefix + "models/iris/1", "ready");
+        var client = target.CreateClient();
+
+        Assert.True(await client.KvDeleteAsync(prefix + "models/iris/1", cancellationToken: Ct));
+
+        var again = await WaitForValueAsync(prefix + "models/iris/1", "ready");
+        Assert.Equal(publisher.Publisher.Session, again.Session);
+    }
+
+    [Fact]
+    public async Task A_leader_whose_lock_is_deleted_ends_its_session_so_its_keys_do_not_stay_frozen()
+    {
+        var prefix = NewPrefix();
+        await using var publisher = Run(prefix, new Source(prefix, ("iris/1", "ready")), lockDelay: TimeSpan.Zero);
+        await WaitForValueAsync(prefix + "models/iris/1", "ready");
+        var lostSession = publisher.Publisher.Session;
+        var client = target.CreateClient();
+
+        Assert.True(await client.KvDeleteAsync(prefix + "locks/publisher", cancellationToken: Ct));
+
+        await Eventually.WaitAsync(
+            () => client.SessionInfoAsync(lostSession!, Ct), s => s is null, Bound, "the session that lost the lock is destroyed");
+        await Eventually.WaitAsync(
+            () => client.KvGetAsync(prefix + "models/iris/1", null, Ct),
+            r => r.Value is { Session: { } holder } && holder != lostSession,
+            Bound,
+            "iris/1 is published again under the new term's session");
+    }
+
+    [Fact]
     public async Task When_the_holder_stops_the_other_takes_over_and_publishes_with_its_own_session()
     {
         var prefix = NewPrefix();

@@ -113,7 +113,7 @@ public sealed partial class ConsulLeaderElection : IAsyncDisposable
                 {
                     _leading?.Dispose();
                     _leading = CancellationTokenSource.CreateLinkedTokenSource(session.Lost);
-                    session.Monitor = MonitorAsync(session.Id, _leading);
+                    session.Monitor = MonitorAsync(session, _leading);
                     LogElected(_logger, _options.LockKey, session.Id);
                     return _leading.Token;
                 }
@@ -234,6 +234,7 @@ public sealed partial class ConsulLeaderElection : IAsyncDisposable
 
     private async Task RenewAsync(SessionState session)
     {
+        var lastRenewed = _time.GetUtcNow(); // created just now
         try
         {
             while (!session.Stopping.IsCancellationRequested)
@@ -246,8 +247,16 @@ public sealed partial class ConsulLeaderElection : IAsyncDisposable
                 }
                 catch (ConsulException e) when (e is not ConsulAclException)
                 {
-                    // Unreachable: Consul invalidates the session if this lasts; the next renewal that gets through says so.
+                    // Unreachable: Consul invalidates the session once a TTL passes without renewal. Past that, this
+                    // process must not believe it still leads (a partitioned leader steps down on its own).
                     LogRenewFailed(_logger, e, _options.LockKey);
+                    if (_time.GetUtcNow() - lastRenewed > _options.SessionTtl)
+                    {
+                        LogSessionGone(_logger, _options.LockKey, session.Id);
+                        await session.LoseAsync().ConfigureAwait(false);
+                        return;
+                    }
+
                     continue;
                 }
 
@@ -257,6 +266,8 @@ public sealed partial class ConsulLeaderElection : IAsyncDisposable
                     await session.LoseAsync().ConfigureAwait(false);
                     return;
                 }
+
+                lastRenewed = _time.GetUtcNow();
             }
         }
         catch (OperationCanceledException)
@@ -271,16 +282,31 @@ public sealed partial class ConsulLeaderElection : IAsyncDisposable
     }
 
     /// <summary>While leading: watch the lock key; any change that leaves it without this session ends the leadership.</summary>
-    private async Task MonitorAsync(string session, CancellationTokenSource leading)
+    /// <remarks>
+    /// A lock lost while the session lives on (the key deleted or taken by an operator) ends the session too: the keys
+    /// it holds would otherwise stay, frozen, where the next leader cannot write them, for as long as this process renews it.
+    /// </remarks>
+    private async Task MonitorAsync(SessionState session, CancellationTokenSource leading)
     {
         try
         {
             await foreach (var result in _consul.WatchAsync((query, ct) => _consul.KvGetAsync(_options.LockKey, query, ct), leading.Token).ConfigureAwait(false))
             {
-                if (result.Value?.Session != session)
+                if (result.Value?.Session != session.Id)
                 {
-                    LogLockLost(_logger, _options.LockKey, session);
+                    LogLockLost(_logger, _options.LockKey, session.Id);
+                    await session.LoseAsync().ConfigureAwait(false);
                     await leading.CancelAsync().ConfigureAwait(false);
+                    try
+                    {
+                        await _consul.SessionDestroyAsync(session.Id, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (ConsulException e)
+                    {
+                        // It expires by itself once no longer renewed.
+                        LogResignFailed(_logger, e, _options.LockKey);
+                    }
+
                     return;
                 }
             }

@@ -40,7 +40,6 @@ public sealed partial class ElectedKeyPublisher(
     private readonly Dictionary<string, byte[]> _written = new(StringComparer.Ordinal);
     private ConsulLeaderElection? _election;
     private CancellationToken _term;
-    private bool _cleanupPending;
 
     /// <summary>True while this publisher is the elected one.</summary>
     public bool IsLeader => _election?.IsLeader == true;
@@ -102,7 +101,6 @@ public sealed partial class ElectedKeyPublisher(
         {
             _term = lost;
             _written.Clear();
-            _cleanupPending = true;
         }
 
         try
@@ -129,12 +127,19 @@ public sealed partial class ElectedKeyPublisher(
     {
         var desired = await desiredKeys(cancellationToken).ConfigureAwait(false);
         var deletions = _written.Keys.Where(key => !desired.ContainsKey(key)).ToList();
-        if (_cleanupPending)
+
+        // One key listing per period reconciles with what Consul really holds: a key someone deleted is written again
+        // (the change-only rule alone would never rewrite it), and keys a previous leader left behind that nobody wants
+        // any more are deleted.
+        var existing = (await consul.KvKeysAsync(options.Prefix, null, null, cancellationToken).ConfigureAwait(false)).Value
+            .Where(key => !key.EndsWith('/'))
+            .ToHashSet(StringComparer.Ordinal);
+        foreach (var missing in _written.Keys.Where(key => !existing.Contains(key)).ToList())
         {
-            // Keys a previous leader left behind (released, or written before it stopped) that nobody wants any more.
-            var existing = await consul.KvKeysAsync(options.Prefix, null, null, cancellationToken).ConfigureAwait(false);
-            deletions.AddRange(existing.Value.Where(key => !desired.ContainsKey(key) && !key.EndsWith('/')));
+            _written.Remove(missing);
         }
+
+        deletions.AddRange(existing.Where(key => !desired.ContainsKey(key)));
 
         foreach (var (key, value) in desired)
         {
@@ -162,7 +167,6 @@ public sealed partial class ElectedKeyPublisher(
         }
 
         await DeleteAsync(deletions.Distinct(StringComparer.Ordinal).ToArray(), cancellationToken).ConfigureAwait(false);
-        _cleanupPending = false;
     }
 
     private async Task DeleteAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
