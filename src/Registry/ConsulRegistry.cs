@@ -261,6 +261,7 @@ internal sealed partial class ConsulRegistryLock(ConsulClient consul, string key
             _renewal = RenewAsync(_session, renewal);
 
             ulong index = 0;
+            var refusedWhileFree = false;
             while (true)
             {
                 if (await consul.KvPutAsync(key, [], new KvWriteOptions { Acquire = _session }, cancellationToken).ConfigureAwait(false))
@@ -269,14 +270,24 @@ internal sealed partial class ConsulRegistryLock(ConsulClient consul, string key
                     return renewal.Token;
                 }
 
-                // Held by someone else: wait until the key changes (released, deleted), then try again. Free but refused: a
-                // lock-delay is in effect, which no key change announces, so wait a bounded time instead of blocking.
+                // Held by someone else: wait until the key changes (released, deleted), then try again at once. Free
+                // and refused again: a lock-delay is in effect, which no key change announces, so wait a bounded time
+                // instead of blocking.
                 var current = await consul.KvGetAsync(key, index == 0 ? null : new ConsulQuery(index, consul.Options.BlockingWait), cancellationToken).ConfigureAwait(false);
                 index = current.Index < index ? 0 : Math.Max(current.Index, 1);
                 if (current.Value?.Session is not { Length: > 0 })
                 {
                     index = 0;
-                    await Task.Delay(LockDelayRetry, cancellationToken).ConfigureAwait(false);
+                    if (refusedWhileFree)
+                    {
+                        await Task.Delay(LockDelayRetry, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    refusedWhileFree = true;
+                }
+                else
+                {
+                    refusedWhileFree = false;
                 }
             }
         }
