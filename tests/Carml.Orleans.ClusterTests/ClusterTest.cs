@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Sockets;
+using System.Text;
+using Carml.Orleans.Onnx.Iris;
 
 namespace Carml.Orleans.ClusterTests;
 
@@ -135,6 +138,32 @@ public abstract class ClusterTest(string name) : IAsyncLifetime
     {
         Processes.Add(process);
         return process;
+    }
+
+    /// <summary>
+    /// Registers the Iris sample model as <paramref name="name"/> through the gateway's REST API (multipart manifest +
+    /// ONNX file), with <paramref name="manifestTail"/> appended to the manifest and, when given, a bearer credential.
+    /// </summary>
+    protected async Task RegisterIrisAsync(Uri gateway, string name, string manifestTail = "", string? bearer = null)
+    {
+        var iris = IrisSampleModel.Build(Path.Combine(RepositoryPaths.Root, "data", "iris.csv"));
+        var manifest = iris.CreateManifest().ToYaml().Replace("name: iris", $"name: {name}", StringComparison.Ordinal) + manifestTail;
+        using var content = new MultipartFormDataContent
+        {
+            { new StringContent(manifest, Encoding.UTF8, "application/yaml"), "manifest", "manifest.yaml" },
+        };
+        var file = new ByteArrayContent(iris.OnnxBytes);
+        file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        content.Add(file, "model", "model.onnx");
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(gateway, "api/models")) { Content = content };
+        if (bearer is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        }
+
+        using var response = await Http.SendAsync(request, Ct);
+        var body = await response.Content.ReadAsStringAsync(Ct);
+        Assert.True(response.StatusCode == HttpStatusCode.Created, $"Registration answered {(int)response.StatusCode}: {body}\n{Outputs()}");
     }
 
     /// <summary>Everything the processes printed, for failure messages.</summary>

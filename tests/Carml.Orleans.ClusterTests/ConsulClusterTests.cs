@@ -184,22 +184,6 @@ public sealed class ConsulClusterTests() : ClusterTest("cluster")
         Assert.Contains("carml silo: Carml:Mode is 'clustered'; use 'standalone' or 'cluster'.", silo.Output);
     }
 
-    private async Task RegisterIrisAsync(Uri gateway, string name)
-    {
-        var iris = IrisSampleModel.Build(Path.Combine(RepositoryPaths.Root, "data", "iris.csv"));
-        var manifest = iris.CreateManifest().ToYaml().Replace("name: iris", $"name: {name}", StringComparison.Ordinal);
-        using var content = new MultipartFormDataContent
-        {
-            { new StringContent(manifest, Encoding.UTF8, "application/yaml"), "manifest", "manifest.yaml" },
-        };
-        var file = new ByteArrayContent(iris.OnnxBytes);
-        file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        content.Add(file, "model", "model.onnx");
-        using var response = await Http.PostAsync(new Uri(gateway, "api/models"), content, Ct);
-        var body = await response.Content.ReadAsStringAsync(Ct);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, $"Registration answered {(int)response.StatusCode}: {body}\n{Outputs()}");
-    }
-
     /// <summary>One setosa row through KServe v2 HTTP; returns the predicted label.</summary>
     private async Task<long> PredictAsync(Uri gateway, string model)
     {

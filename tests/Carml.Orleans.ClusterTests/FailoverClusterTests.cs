@@ -45,7 +45,7 @@ public sealed class FailoverClusterTests(ITestOutputHelper output) : ClusterTest
         }
 
         var (gateway, http, grpc) = await StartGatewayAsync(consul, ("Carml__Cluster__ResponseTimeout", "00:00:02"), ("Carml__Cluster__GatewayListRefreshPeriod", "00:00:01"));
-        await RegisterGpuModelAsync(http);
+        await RegisterIrisAsync(http, Model, "deployment:\n  device: gpu\n  replicas: 2\n");
         using var channel = GrpcChannel.ForAddress(grpc);
         var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
         await InferEventuallyAsync(client, WaitTimeout);
@@ -217,23 +217,6 @@ public sealed class FailoverClusterTests(ITestOutputHelper output) : ClusterTest
 
             await Task.Delay(100, Ct);
         }
-    }
-
-    private async Task RegisterGpuModelAsync(Uri gateway)
-    {
-        var iris = IrisSampleModel.Build(Path.Combine(RepositoryPaths.Root, "data", "iris.csv"));
-        var manifest = iris.CreateManifest().ToYaml().Replace("name: iris", $"name: {Model}", StringComparison.Ordinal)
-            + "deployment:\n  device: gpu\n  replicas: 2\n";
-        using var content = new MultipartFormDataContent
-        {
-            { new StringContent(manifest, Encoding.UTF8, "application/yaml"), "manifest", "manifest.yaml" },
-        };
-        var file = new ByteArrayContent(iris.OnnxBytes);
-        file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        content.Add(file, "model", "model.onnx");
-        using var response = await Http.PostAsync(new Uri(gateway, "api/models"), content, Ct);
-        var body = await response.Content.ReadAsStringAsync(Ct);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, $"Registration answered {(int)response.StatusCode}: {body}\n{Outputs()}");
     }
 
     private Silo StartSilo(string name, Uri consul, bool gpu)

@@ -33,7 +33,7 @@ public sealed class ClusterAuthTests() : ClusterTest("cluster-auth")
 
         var (firstProcess, first, _) = await StartAuthGatewayAsync(consul, database);
         var alice = await CreateKeyAsync(first, "alice", "a");
-        await RegisterIrisAsync(first, alice, "iris-owned");
+        await RegisterIrisAsync(first, "iris-owned", bearer: alice);
         Assert.Equal(HttpStatusCode.OK, await PredictAsync(first, alice, "iris-owned"));
         Assert.Equal(0, await firstProcess.StopGracefullyAsync(TimeSpan.FromSeconds(60)));
 
@@ -85,24 +85,6 @@ public sealed class ClusterAuthTests() : ClusterTest("cluster-auth")
         var body = await response.Content.ReadAsStringAsync(Ct);
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"Key creation answered {(int)response.StatusCode}: {body}\n{Outputs()}");
         return JsonDocument.Parse(body).RootElement.GetProperty("key").GetString()!;
-    }
-
-    private async Task RegisterIrisAsync(Uri gateway, string key, string name)
-    {
-        var iris = IrisSampleModel.Build(Path.Combine(RepositoryPaths.Root, "data", "iris.csv"));
-        var manifest = iris.CreateManifest().ToYaml().Replace("name: iris", $"name: {name}", StringComparison.Ordinal);
-        using var content = new MultipartFormDataContent
-        {
-            { new StringContent(manifest, Encoding.UTF8, "application/yaml"), "manifest", "manifest.yaml" },
-        };
-        var file = new ByteArrayContent(iris.OnnxBytes);
-        file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        content.Add(file, "model", "model.onnx");
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(gateway, "api/models")) { Content = content };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        using var response = await Http.SendAsync(request, Ct);
-        var body = await response.Content.ReadAsStringAsync(Ct);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, $"Registration answered {(int)response.StatusCode}: {body}\n{Outputs()}");
     }
 
     private async Task<HttpStatusCode> PredictAsync(Uri gateway, string? key, string model)
