@@ -172,6 +172,23 @@ public sealed class ElectedKeyPublisherTests(ConsulTarget target) : IClassFixtur
     }
 
     [Fact]
+    public async Task A_leader_cut_off_from_consul_steps_down_once_a_session_ttl_passes_without_renewal()
+    {
+        var prefix = NewPrefix();
+        var network = new Network();
+        await using var publisher = Run(prefix, new Source(prefix, ("iris/1", "ready")), network: network);
+        await WaitForValueAsync(prefix + "models/iris/1", "ready");
+        Assert.True(publisher.Publisher.IsLeader);
+
+        network.Cut = true;
+
+        // Consul invalidates an unrenewed session after its TTL (10 s here); the leader must not outlive it in its own eyes.
+        await Eventually.WaitAsync(
+            () => Task.FromResult(publisher.Publisher.IsLeader), leading => !leading, TimeSpan.FromSeconds(40),
+            "the cut-off leader steps down within a session TTL of its last renewal");
+    }
+
+    [Fact]
     public async Task While_consul_is_unreachable_the_publisher_keeps_running_and_publishes_when_it_returns()
     {
         await using var consul = await ConsulEmulatorServer.StartAsync(cancellationToken: Ct);
