@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Carml.Orleans.Bench;
 
@@ -56,7 +54,7 @@ internal sealed class CarmlCluster : IDisposable
                 cluster.Start(Dll(root, "src/Silo", "Carml.Orleans.Silo"), silo, [], null);
             }
 
-            var (httpPort, grpcPort) = (FreePort(), FreePort());
+            var (httpPort, grpcPort) = (Carml.Orleans.Core.FreePort.Next(), Carml.Orleans.Core.FreePort.Next());
             var gateway = new Dictionary<string, string>(environment)
             {
                 ["Carml__Gateway__HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture),
@@ -156,12 +154,5 @@ internal sealed class CarmlCluster : IDisposable
     {
         var path = Path.Combine(root, project, "bin", "Release", "net10.0", assembly + ".dll");
         return File.Exists(path) ? path : throw new FileNotFoundException($"Build it first: dotnet build -c Release {project} ({path} is missing).");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 
 namespace Carml.Orleans.Bench;
 
@@ -39,7 +38,7 @@ internal sealed class ServerProcess : IDisposable
             throw new FileNotFoundException($"Build the gateway first: dotnet build -c Release src/Gateway ({dll} is missing).");
         }
 
-        var (http, grpc) = (FreePort(), FreePort());
+        var (http, grpc) = (Carml.Orleans.Core.FreePort.Next(), Carml.Orleans.Core.FreePort.Next());
         var start = new ProcessStartInfo("dotnet", [dll]) { WorkingDirectory = repositoryRoot, RedirectStandardOutput = true, RedirectStandardError = true };
         start.Environment["Carml__Gateway__HttpPort"] = http.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["Carml__Gateway__GrpcPort"] = grpc.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -59,7 +58,7 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>Comparison (b): this program's minimal-server command.</summary>
     public static Task<ServerProcess> StartMinimalAsync(string modelsDirectory)
     {
-        var (http, grpc) = (FreePort(), FreePort());
+        var (http, grpc) = (Carml.Orleans.Core.FreePort.Next(), Carml.Orleans.Core.FreePort.Next());
         var self = typeof(ServerProcess).Assembly.Location;
         var start = new ProcessStartInfo("dotnet", [self, "minimal-server", "--http", $"{http}", "--grpc", $"{grpc}", "--models", modelsDirectory])
         {
@@ -154,12 +153,5 @@ internal sealed class ServerProcess : IDisposable
         }
 
         _process.Dispose();
-    }
-
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -101,7 +101,7 @@ internal static class TracingOverhead
         {
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
-            var port = ServerProcess.FreePort();
+            var port = Carml.Orleans.Core.FreePort.Next();
             builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http1));
             var app = builder.Build();
             var sink = new OtlpSink(app, new Uri($"http://127.0.0.1:{port}"));
