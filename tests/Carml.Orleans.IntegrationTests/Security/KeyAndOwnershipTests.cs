@@ -11,6 +11,17 @@ public sealed class KeyAndOwnershipTests(SecuredGatewayFixture fixture)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    /// <summary>Creates a 10-byte tus upload as <paramref name="user"/>; returns its location.</summary>
+    private async Task<string> CreateUploadAsync(string user)
+    {
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/api/uploads");
+        create.Headers.Add("Tus-Resumable", "1.0.0");
+        create.Headers.Add("Upload-Length", "10");
+        using var created = await fixture.As(user).SendAsync(create, Ct);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        return created.Headers.Location!.ToString();
+    }
+
     [Fact]
     public async Task Admin_creates_a_key_whose_secret_is_shown_once_and_revoking_it_locks_it_out()
     {
@@ -127,12 +138,7 @@ public sealed class KeyAndOwnershipTests(SecuredGatewayFixture fixture)
     [Fact]
     public async Task Uploads_are_visible_to_their_owner_and_admins_only()
     {
-        using var create = new HttpRequestMessage(HttpMethod.Post, "/api/uploads");
-        create.Headers.Add("Tus-Resumable", "1.0.0");
-        create.Headers.Add("Upload-Length", "10");
-        using var created = await fixture.As("alice").SendAsync(create, Ct);
-        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        var location = created.Headers.Location!.ToString();
+        var location = await CreateUploadAsync("alice");
 
         async Task<HttpStatusCode> Head(string user)
         {
@@ -155,11 +161,7 @@ public sealed class KeyAndOwnershipTests(SecuredGatewayFixture fixture)
     [Fact]
     public async Task Someone_elses_upload_cannot_be_used_as_a_model_source()
     {
-        using var create = new HttpRequestMessage(HttpMethod.Post, "/api/uploads");
-        create.Headers.Add("Tus-Resumable", "1.0.0");
-        create.Headers.Add("Upload-Length", "10");
-        using var created = await fixture.As("alice").SendAsync(create, Ct);
-        var id = created.Headers.Location!.ToString().Split('/')[^1];
+        var id = (await CreateUploadAsync("alice")).Split('/')[^1];
         var manifest = TestModels.IrisManifest("from-alices-upload", "1").Replace("  path: iris.onnx", $"  upload: {id}", StringComparison.Ordinal);
 
         async Task<string> RegisterAs(string user)
